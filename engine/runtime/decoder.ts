@@ -1,0 +1,121 @@
+// One loaded model: the ONNX session built from a checkpoint, and a forward step over a KV state.
+import * as ort from 'onnxruntime-node';
+import type { AttentionSpec, Checkpoint, ModelConfig } from '../types';
+import { buildDecoderGraph } from '../graph/decoder';
+import { IO } from '../graph/io';
+import { attentionBias, evictInvisible, type KvShape, type KvState, emptyState } from './kv';
+
+export interface DecoderOptions {
+  readonly attention: AttentionSpec;
+  /** Intra-op threads; default: ORT's choice (all cores). */
+  readonly threads?: number;
+  /** Build the mask from an attention_bias input even when GQA's local window would do (needed for retrieved blocks). */
+  readonly forceBiasMask?: boolean;
+}
+
+export interface StepResult {
+  readonly state: KvState;
+  /** (keep, vocab) logits for the last `keep` fed tokens. */
+  readonly logits: Float32Array;
+  /**
+   * When requested: per layer (nHeads, nNew, nKeys) attention probabilities, where keys are the past slots followed by
+   * the new tokens; `keyPositions` gives the absolute position of each key.
+   */
+  readonly attentions?: { readonly layers: readonly Float32Array[]; readonly keyPositions: Int32Array };
+}
+
+export interface StepOptions {
+  /** Logits for this many trailing tokens (default 1). */
+  readonly keepLogits?: number;
+  readonly attentions?: boolean;
+}
+
+export class Decoder {
+  readonly shape: KvShape;
+  private readonly useBias: boolean;
+
+  private constructor(
+    readonly cfg: ModelConfig,
+    readonly spec: AttentionSpec,
+    private readonly session: ort.InferenceSession,
+    useBias: boolean,
+  ) {
+    this.shape = { nLayers: cfg.nLayers, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim };
+    this.useBias = useBias;
+  }
+
+  static async create(cfg: ModelConfig, ckpt: Checkpoint, opts: DecoderOptions): Promise<Decoder> {
+    if (cfg.headDim % 8 !== 0) {
+      throw new Error(`model in ${ckpt.dir}: head_dim ${cfg.headDim} is not a multiple of 8, which onnxruntime's GroupQueryAttention requires`);
+    }
+    const useBias = opts.forceBiasMask === true || opts.attention.sinks > 0;
+    const bytes = buildDecoderGraph(cfg, ckpt, {
+      mask: useBias ? { kind: 'bias' } : { kind: 'window', window: opts.attention.window },
+      attentions: true,
+    });
+    const session = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: 'all',
+      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+      interOpNumThreads: 1,
+    });
+    return new Decoder(cfg, opts.attention, session, useBias);
+  }
+
+  emptyState(): KvState {
+    return emptyState(this.shape);
+  }
+
+  /** Feeds `tokens` at positions state.nextPos.. and returns the new (evicted) state plus logits. */
+  async step(state: KvState, tokens: readonly number[], opts: StepOptions = {}): Promise<StepResult> {
+    const n = tokens.length;
+    if (n === 0) throw new Error('decoder step: no tokens');
+    const keep = Math.min(opts.keepLogits ?? 1, n);
+    const { nLayers, nKvHeads, headDim } = this.shape;
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, n]),
+      [IO.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(state.nextPos + i)), [1, n]),
+      [IO.numLogitsToKeep]: new ort.Tensor('int64', BigInt64Array.from([BigInt(keep)]), []),
+    };
+    for (let l = 0; l < nLayers; l++) {
+      feeds[IO.pastKey(l)] = new ort.Tensor('float32', state.keys[l], [1, nKvHeads, state.nSlots, headDim]);
+      feeds[IO.pastValue(l)] = new ort.Tensor('float32', state.values[l], [1, nKvHeads, state.nSlots, headDim]);
+    }
+    if (this.useBias) {
+      feeds[IO.attentionBias] = new ort.Tensor('float32', attentionBias(state, this.spec, n), [1, 1, n, state.nSlots + n]);
+    } else if (state.pinned.some((p) => p === 1)) {
+      throw new Error('decoder step: pinned slots need a decoder created with forceBiasMask');
+    }
+    const fetches: string[] = [IO.logits];
+    for (let l = 0; l < nLayers; l++) fetches.push(IO.presentKey(l), IO.presentValue(l));
+    if (opts.attentions) for (let l = 0; l < nLayers; l++) fetches.push(IO.attentions(l));
+
+    const out = await this.session.run(feeds, fetches);
+
+    const total = state.nSlots + n;
+    const keyPositions = new Int32Array(total);
+    keyPositions.set(state.positions, 0);
+    for (let i = 0; i < n; i++) keyPositions[state.nSlots + i] = state.nextPos + i;
+    const pinned = new Uint8Array(total);
+    pinned.set(state.pinned, 0);
+    const grown: KvState = {
+      nSlots: total,
+      positions: keyPositions,
+      pinned,
+      keys: Array.from({ length: nLayers }, (_, l) => out[IO.presentKey(l)].data as Float32Array),
+      values: Array.from({ length: nLayers }, (_, l) => out[IO.presentValue(l)].data as Float32Array),
+      nextPos: state.nextPos + n,
+    };
+    const result: StepResult = {
+      state: evictInvisible(grown, this.shape, this.spec),
+      logits: out[IO.logits].data as Float32Array,
+      ...(opts.attentions
+        ? { attentions: { layers: Array.from({ length: nLayers }, (_, l) => out[IO.attentions(l)].data as Float32Array), keyPositions } }
+        : {}),
+    };
+    return result;
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,111 @@
+// The in-memory KV cache: immutable snapshots of (slot positions, per-layer keys/values), bounded by sinks + window.
+import type { AttentionSpec } from '../types';
+
+/**
+ * One cache state. Keys/values per layer are laid out (1, nKvHeads, nSlots, headDim) — the shape GQA takes as
+ * past_key/past_value. Slot i holds the token at absolute position `positions[i]`; positions are increasing.
+ * `pinned[i]` marks slots that stay visible regardless of the window (retrieved memory blocks).
+ * States are never mutated: a step returns a new state, so keeping an old reference is the rollback.
+ */
+export interface KvState {
+  readonly nSlots: number;
+  readonly positions: Int32Array;
+  readonly pinned: Uint8Array;
+  readonly keys: readonly Float32Array[];
+  readonly values: readonly Float32Array[];
+  /** Absolute position of the next token to be fed. */
+  readonly nextPos: number;
+}
+
+export interface KvShape {
+  readonly nLayers: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+}
+
+export function emptyState(shape: KvShape, nextPos = 0): KvState {
+  const none = Array.from({ length: shape.nLayers }, () => new Float32Array(0));
+  return { nSlots: 0, positions: new Int32Array(0), pinned: new Uint8Array(0), keys: none, values: none, nextPos };
+}
+
+/** True when a query at position q may attend to a key at position k (the rule in AttentionSpec). */
+export function visible(spec: AttentionSpec, q: number, k: number, pinned = false): boolean {
+  if (k > q) return false;
+  return pinned || spec.window === null || q - k < spec.window || k < spec.sinks;
+}
+
+/** Copies the chosen slots of a (1, nKv, nSlots, headDim) buffer into a new one. */
+function gatherSlots(src: Float32Array, shape: KvShape, nSlots: number, keep: readonly number[]): Float32Array {
+  const { nKvHeads, headDim } = shape;
+  const out = new Float32Array(nKvHeads * keep.length * headDim);
+  for (let h = 0; h < nKvHeads; h++) {
+    const srcHead = h * nSlots * headDim;
+    const dstHead = h * keep.length * headDim;
+    keep.forEach((slot, j) => {
+      const s = srcHead + slot * headDim;
+      out.set(src.subarray(s, s + headDim), dstHead + j * headDim);
+    });
+  }
+  return out;
+}
+
+/** A new state holding only the listed slots (in order). */
+export function selectSlots(state: KvState, shape: KvShape, keep: readonly number[]): KvState {
+  if (keep.length === state.nSlots) return state;
+  return {
+    nSlots: keep.length,
+    positions: Int32Array.from(keep, (i) => state.positions[i]),
+    pinned: Uint8Array.from(keep, (i) => state.pinned[i]),
+    keys: state.keys.map((k) => gatherSlots(k, shape, state.nSlots, keep)),
+    values: state.values.map((v) => gatherSlots(v, shape, state.nSlots, keep)),
+    nextPos: state.nextPos,
+  };
+}
+
+/** Drops every slot that no future query (position >= nextPos) can see: what stays is sinks + the last window - 1 + pinned. */
+export function evictInvisible(state: KvState, shape: KvShape, spec: AttentionSpec): KvState {
+  if (spec.window === null) return state;
+  const keep: number[] = [];
+  for (let i = 0; i < state.nSlots; i++) {
+    if (visible(spec, state.nextPos, state.positions[i], state.pinned[i] === 1)) keep.push(i);
+  }
+  return selectSlots(state, shape, keep);
+}
+
+/** Removes the slots whose positions fall in the half-open range [p0, p1). */
+export function dropRange(state: KvState, shape: KvShape, p0: number, p1: number): KvState {
+  const keep: number[] = [];
+  for (let i = 0; i < state.nSlots; i++) {
+    const p = state.positions[i];
+    if (p < p0 || p >= p1) keep.push(i);
+  }
+  return selectSlots(state, shape, keep);
+}
+
+/**
+ * Additive mask (1, 1, nNew, nSlots + nNew) for a chunk at positions nextPos .. nextPos + nNew - 1:
+ * 0 where visible, -Infinity where not.
+ */
+export function attentionBias(state: KvState, spec: AttentionSpec, nNew: number): Float32Array {
+  const total = state.nSlots + nNew;
+  const bias = new Float32Array(nNew * total).fill(-Infinity);
+  for (let i = 0; i < nNew; i++) {
+    const q = state.nextPos + i;
+    const row = i * total;
+    for (let s = 0; s < state.nSlots; s++) {
+      if (visible(spec, q, state.positions[s], state.pinned[s] === 1)) bias[row + s] = 0;
+    }
+    for (let j = 0; j <= i; j++) {
+      if (visible(spec, q, state.nextPos + j)) bias[row + state.nSlots + j] = 0;
+    }
+  }
+  return bias;
+}
+
+/** Bytes held by a state's keys and values. */
+export function stateBytes(state: KvState): number {
+  let n = 0;
+  for (const k of state.keys) n += k.byteLength;
+  for (const v of state.values) n += v.byteLength;
+  return n;
+}
