@@ -1,0 +1,102 @@
+// Prompt assembly: documents + question inside the model's chat template, with every token mapped to its source.
+import type { Tokenizer } from './types';
+
+export interface SourceDoc {
+  /** Display path (workspace-relative in the extension). */
+  readonly path: string;
+  readonly text: string;
+}
+
+/** Where a prompt token came from. doc = -1 for template, separators and the question. */
+export interface TokenOrigin {
+  readonly doc: Int32Array;
+  /** UTF-16 [start, end) in the document's text; -1 when doc = -1. */
+  readonly start: Int32Array;
+  readonly end: Int32Array;
+}
+
+export interface DocSpan {
+  readonly path: string;
+  /** Token range [tokenStart, tokenEnd) of the document's own text inside the prompt. */
+  readonly tokenStart: number;
+  readonly tokenEnd: number;
+}
+
+export interface Prompt {
+  readonly ids: number[];
+  readonly origin: TokenOrigin;
+  readonly docs: readonly DocSpan[];
+  /** Tokens before the question: the part worth caching across questions. */
+  readonly contextLength: number;
+}
+
+/** The pieces of text around the user content, taken from the chat template. */
+export interface PromptFrame {
+  readonly prefix: string;
+  readonly suffix: string;
+}
+
+const SENTINEL = '\u0000ATTEND_CONTENT\u0000';
+
+/** Splits a rendered chat template around the user content. `render` renders one user message with a generation prompt. */
+export function frameFromTemplate(render: ((content: string) => string) | null): PromptFrame {
+  if (!render) return { prefix: '', suffix: '\nAnswer: ' };
+  const text = render(SENTINEL);
+  const at = text.indexOf(SENTINEL);
+  if (at < 0 || text.indexOf(SENTINEL, at + 1) >= 0) {
+    throw new Error('chat template does not place the user message exactly once; cannot build a prompt around it');
+  }
+  return { prefix: text.slice(0, at), suffix: text.slice(at + SENTINEL.length) };
+}
+
+export function docHeader(path: string): string {
+  // Quotes in a path would break the header's shape; the model only needs to see a stable name.
+  return `<doc name="${path.replace(/["\n\r]/g, '_')}">\n`;
+}
+export const DOC_FOOTER = '\n</doc>\n';
+export const QUESTION_PREFIX = 'Question: ';
+
+/**
+ * Token layout: prefix | for each doc: header, text, footer | "Question: " + question | suffix.
+ * Each piece is encoded on its own (the default model was trained on exactly this), so a document's tokens do not
+ * depend on its neighbours and a cached prefix stays valid when later documents change.
+ * Template text may contain special tokens; documents and the question never do (their special-token text stays text).
+ */
+export function assemblePrompt(tok: Tokenizer, frame: PromptFrame, docs: readonly SourceDoc[], question: string): Prompt {
+  const ids: number[] = [];
+  const doc: number[] = [];
+  const start: number[] = [];
+  const end: number[] = [];
+  const plain = (text: string, special: boolean): void => {
+    for (const id of tok.encode(text, { allowSpecial: special })) {
+      ids.push(id);
+      doc.push(-1);
+      start.push(-1);
+      end.push(-1);
+    }
+  };
+  plain(frame.prefix, true);
+  const spans: DocSpan[] = [];
+  docs.forEach((d, i) => {
+    plain(docHeader(d.path), false);
+    const enc = tok.encodeWithOffsets(d.text, { allowSpecial: false });
+    const tokenStart = ids.length;
+    for (let t = 0; t < enc.ids.length; t++) {
+      ids.push(enc.ids[t]);
+      doc.push(i);
+      start.push(enc.starts[t]);
+      end.push(enc.ends[t]);
+    }
+    spans.push({ path: d.path, tokenStart, tokenEnd: ids.length });
+    plain(DOC_FOOTER, false);
+  });
+  const contextLength = ids.length;
+  plain(QUESTION_PREFIX + question, false);
+  plain(frame.suffix, true);
+  return {
+    ids,
+    origin: { doc: Int32Array.from(doc), start: Int32Array.from(start), end: Int32Array.from(end) },
+    docs: spans,
+    contextLength,
+  };
+}

@@ -1,0 +1,136 @@
+// The ONNX decoder against the float64 reference: logits and attention probabilities, every prefill/decode shape.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Decoder } from '../../engine/runtime/decoder';
+import type { KvState } from '../../engine/runtime/kv';
+import { referenceForward } from '../../engine/reference';
+import type { AttentionSpec, ModelConfig } from '../../engine/types';
+import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
+
+function tokens(n: number, vocab: number, seed: number): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(r() * vocab));
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+interface RunPlan {
+  /** Sizes of successive steps; their sum is the sequence length. */
+  readonly steps: readonly number[];
+}
+
+/** Runs the decoder over `ids` in the planned steps and checks every position's logits and attention against the reference. */
+async function checkAgainstReference(cfg: ModelConfig, spec: AttentionSpec, plan: RunPlan, seed = 7, tol = 2e-4): Promise<void> {
+  const ckpt = randomCheckpoint(cfg, seed);
+  const n = plan.steps.reduce((a, b) => a + b, 0);
+  const ids = tokens(n, cfg.vocabSize, seed + 1);
+  const ref = referenceForward(cfg, { get: (name) => ckpt.readF32(name) }, ids, spec, { wantProbs: true });
+  const dec = await Decoder.create(cfg, ckpt, { attention: spec });
+  try {
+    let state: KvState = dec.emptyState();
+    let at = 0;
+    for (const size of plan.steps) {
+      const r = await dec.step(state, ids.slice(at, at + size), { keepLogits: size, attentions: true });
+      for (let i = 0; i < size; i++) {
+        const got = r.logits.subarray(i * cfg.vocabSize, (i + 1) * cfg.vocabSize);
+        const diff = maxAbsDiff(got, ref.logits[at + i]);
+        assert.ok(diff < tol, `logits at position ${at + i} differ by ${diff} (spec ${JSON.stringify(spec)}, steps ${plan.steps})`);
+      }
+      const att = r.attentions!;
+      const nKeys = att.keyPositions.length;
+      for (let l = 0; l < cfg.nLayers; l++) {
+        for (let hd = 0; hd < cfg.nHeads; hd++) {
+          for (let i = 0; i < size; i++) {
+            const refRow = ref.probs![l][hd][at + i];
+            const row = att.layers[l].subarray((hd * size + i) * nKeys, (hd * size + i + 1) * nKeys);
+            const full = new Float64Array(refRow.length);
+            let mass = 0;
+            for (let k = 0; k < nKeys; k++) {
+              const p = att.keyPositions[k];
+              if (p < full.length) full[p] = row[k];
+              mass += row[k];
+            }
+            assert.ok(Math.abs(mass - 1) < 1e-4, `attention row mass ${mass} at layer ${l} head ${hd} pos ${at + i}`);
+            const diff = maxAbsDiff(full, refRow);
+            assert.ok(diff < 1e-4, `attention at layer ${l} head ${hd} pos ${at + i} differs by ${diff}`);
+          }
+        }
+      }
+      state = r.state;
+      at += size;
+    }
+  } finally {
+    await dec.dispose();
+  }
+}
+
+const FULL: AttentionSpec = { window: null, sinks: 0 };
+
+test('single prefill equals the reference (llama, GQA 2)', async () => {
+  await checkAgainstReference(testConfig(), FULL, { steps: [12] });
+});
+
+test('chunked prefill then many decode steps equal one full pass', async () => {
+  await checkAgainstReference(testConfig(), FULL, { steps: [5, 4, 1, 1, 1, 1, 1, 1, 1, 1] });
+});
+
+for (const kv of [4, 2, 1]) {
+  test(`GQA ratio ${4 / kv} (nKvHeads ${kv})`, async () => {
+    await checkAgainstReference(testConfig({ nKvHeads: kv }), FULL, { steps: [6, 3, 1, 1] }, 11 + kv);
+  });
+}
+
+test('tied embeddings', async () => {
+  await checkAgainstReference(testConfig({ tieWordEmbeddings: true }), FULL, { steps: [7, 1, 1] });
+});
+
+test('Qwen2: q/k/v biases', async () => {
+  await checkAgainstReference(testConfig({ family: 'qwen2', attentionBias: true, tieWordEmbeddings: true }), FULL, { steps: [6, 2, 1] });
+});
+
+test('rope_theta and llama3 rope scaling', async () => {
+  const cfg = testConfig({
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
+  });
+  await checkAgainstReference(cfg, FULL, { steps: [10, 1, 1] });
+});
+
+test('linear rope scaling', async () => {
+  await checkAgainstReference(testConfig({ ropeScaling: { type: 'linear', factor: 4 } }), FULL, { steps: [8, 1] });
+});
+
+test('sliding window without sinks (GQA local_window_size): longer than the window, chunked and decoded', async () => {
+  await checkAgainstReference(testConfig(), { window: 6, sinks: 0 }, { steps: [9, 5, 1, 1, 1, 1, 1, 4, 1] });
+});
+
+test('sliding window with attention sinks (bias mask): chunked prefill past the window and decode', async () => {
+  await checkAgainstReference(testConfig(), { window: 6, sinks: 2 }, { steps: [4, 7, 5, 1, 1, 1, 1, 3, 1] });
+});
+
+test('chunk larger than the window', async () => {
+  await checkAgainstReference(testConfig({ nKvHeads: 1 }), { window: 4, sinks: 1 }, { steps: [13, 1, 1] });
+});
+
+test('memory is bounded by sinks + window, not by length', async () => {
+  const cfg = testConfig();
+  const spec: AttentionSpec = { window: 8, sinks: 2 };
+  const dec = await Decoder.create(cfg, randomCheckpoint(cfg), { attention: spec });
+  try {
+    let state = dec.emptyState();
+    const ids = tokens(60, cfg.vocabSize, 3);
+    for (let at = 0; at < ids.length; at += 5) {
+      state = (await dec.step(state, ids.slice(at, at + 5))).state;
+      assert.ok(state.nSlots <= spec.sinks + spec.window! - 1, `cache holds ${state.nSlots} slots after ${at + 5} tokens`);
+    }
+    assert.deepEqual(Array.from(state.positions), [0, 1, 53, 54, 55, 56, 57, 58, 59]);
+    assert.equal(state.nextPos, 60);
+  } finally {
+    await dec.dispose();
+  }
+});
