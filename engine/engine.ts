@@ -1,0 +1,270 @@
+// The engine's public API: load a model folder, then ask questions about documents with streamed, attributed answers.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import type { AttentionSpec, ModelConfig, Tokenizer } from './types';
+import { loadConfig } from './config';
+import { openCheckpoint, validateCheckpoint } from './safetensors';
+import { loadTokenizer } from './tokenizer';
+import { loadChatTemplate, renderChat } from './chat';
+import { Decoder } from './runtime/decoder';
+import type { KvState } from './runtime/kv';
+import { assemblePrompt, frameFromTemplate, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
+import { createSampler, GREEDY, type SamplingOptions } from './sampling';
+import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
+
+export interface EngineOptions {
+  readonly modelDir: string;
+  /** Sliding window in tokens (the query counts itself). Default: config `sliding_window`, else 4096. */
+  readonly window?: number | null;
+  /** Attention sinks kept at the start. Default: config `attend_sink_tokens`, else 0 for models trained with a window, else 4. */
+  readonly sinks?: number;
+  /** Prefill chunk size in tokens. */
+  readonly chunkSize?: number;
+  readonly threads?: number;
+}
+
+export interface AskRequest {
+  readonly docs: readonly SourceDoc[];
+  readonly question: string;
+  readonly maxNewTokens?: number;
+  readonly sampling?: SamplingOptions;
+  /** Generation stops when the answer contains one of these (it is cut before it). */
+  readonly stop?: readonly string[];
+}
+
+export interface Progress {
+  readonly phase: 'prefill' | 'decode';
+  readonly done: number;
+  readonly total: number;
+  /** Prompt tokens restored from the cache instead of computed. */
+  readonly reused: number;
+}
+
+export interface TokenEvent {
+  readonly index: number;
+  readonly tokenId: number;
+  readonly text: string;
+  readonly attribution: TokenAttribution;
+}
+
+export interface AskHooks {
+  readonly signal?: AbortSignal;
+  onProgress?(p: Progress): void;
+  onToken?(t: TokenEvent): void;
+}
+
+export type StopReason = 'eos' | 'stop' | 'length' | 'cancelled';
+
+export interface AskResult {
+  readonly answer: string;
+  readonly stopReason: StopReason;
+  readonly promptTokens: number;
+  readonly reusedTokens: number;
+  readonly computedTokens: number;
+  readonly generatedTokens: number;
+  readonly timings: { readonly prefillMs: number; readonly firstTokenMs: number; readonly decodeMs: number };
+  readonly passages: Passage[];
+  /** Per answer token: its text and attribution, for per-sentence grouping. */
+  readonly tokens: readonly { readonly text: string; readonly attribution: TokenAttribution }[];
+  readonly prompt: Prompt;
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** Reads the optional `attend_sink_tokens` key the built-in model's config.json carries. */
+function configuredSinks(modelDir: string): number | null {
+  const raw: unknown = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+  const v = (raw as Record<string, unknown>)['attend_sink_tokens'];
+  if (v === undefined) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new Error(`${path.join(modelDir, 'config.json')}: attend_sink_tokens must be a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+export function resolveAttention(cfg: ModelConfig, modelDir: string, opts: Pick<EngineOptions, 'window' | 'sinks'>): AttentionSpec {
+  const window = opts.window !== undefined ? opts.window : (cfg.slidingWindow ?? 4096);
+  const sinks = opts.sinks ?? configuredSinks(modelDir) ?? (cfg.slidingWindow !== null ? 0 : 4);
+  if (window !== null && (!Number.isInteger(window) || window < 1)) throw new Error(`window must be a positive integer, got ${window}`);
+  return { window, sinks };
+}
+
+/** The state after a document prefix, remembered so the next question about the same documents skips its prefill. */
+interface PrefixEntry {
+  readonly ids: readonly number[];
+  readonly state: KvState;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class Engine {
+  private prefixes: PrefixEntry[] = [];
+  private static readonly MAX_PREFIXES = 8;
+
+  private constructor(
+    readonly modelDir: string,
+    readonly cfg: ModelConfig,
+    readonly tokenizer: Tokenizer,
+    readonly frame: PromptFrame,
+    readonly attention: AttentionSpec,
+    private readonly decoder: Decoder,
+    readonly chunkSize: number,
+  ) {}
+
+  static async load(opts: EngineOptions): Promise<Engine> {
+    const dir = path.resolve(opts.modelDir);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder ${dir} does not exist`);
+    const cfg = loadConfig(dir);
+    const tokenizer = loadTokenizer(dir);
+    if (tokenizer.vocabSize > cfg.vocabSize) {
+      throw new Error(`model in ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
+    }
+    const template = loadChatTemplate(dir);
+    const frame = frameFromTemplate(
+      template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null,
+    );
+    const attention = resolveAttention(cfg, dir, opts);
+    const ckpt = openCheckpoint(dir);
+    try {
+      validateCheckpoint(cfg, ckpt);
+      const decoder = await Decoder.create(cfg, ckpt, { attention, ...(opts.threads ? { threads: opts.threads } : {}) });
+      return new Engine(dir, cfg, tokenizer, frame, attention, decoder, opts.chunkSize ?? 256);
+    } finally {
+      ckpt.close();
+    }
+  }
+
+  buildPrompt(docs: readonly SourceDoc[], question: string): Prompt {
+    return assemblePrompt(this.tokenizer, this.frame, docs, question);
+  }
+
+  /** Longest remembered document prefix of `ids` (exactly at a remembered boundary). */
+  private lookupPrefix(ids: readonly number[], limit: number): PrefixEntry | null {
+    let best: PrefixEntry | null = null;
+    for (const e of this.prefixes) {
+      if (e.ids.length <= limit && commonPrefix(e.ids, ids) === e.ids.length && (!best || e.ids.length > best.ids.length)) best = e;
+    }
+    return best;
+  }
+
+  private remember(ids: readonly number[], state: KvState): void {
+    this.prefixes = [{ ids: ids.slice(), state }, ...this.prefixes.filter((e) => e.ids.length !== ids.length || commonPrefix(e.ids, ids) !== ids.length)];
+    this.prefixes.length = Math.min(this.prefixes.length, Engine.MAX_PREFIXES);
+  }
+
+  clearMemoryCache(): void {
+    this.prefixes = [];
+  }
+
+  /** tokenize -> prefill (reusing a cached prefix) -> decode -> sample -> stream -> attribute. */
+  async ask(req: AskRequest, hooks: AskHooks = {}): Promise<AskResult> {
+    const t0 = performance.now();
+    const prompt = this.buildPrompt(req.docs, req.question);
+    const ids = prompt.ids;
+    const check = (): void => {
+      if (hooks.signal?.aborted) throw new CancelledError();
+    };
+
+    // Prefill: documents in chunks (remembering the state at the document boundary), then the question.
+    const cached = this.lookupPrefix(ids, prompt.contextLength);
+    let state = cached ? cached.state : this.decoder.emptyState();
+    const reused = cached ? cached.ids.length : 0;
+    let done = reused;
+    hooks.onProgress?.({ phase: 'prefill', done, total: ids.length, reused });
+    let last: Awaited<ReturnType<Decoder['step']>> | null = null;
+    while (done < ids.length) {
+      check();
+      const boundary = done < prompt.contextLength ? prompt.contextLength : ids.length;
+      const end = Math.min(done + this.chunkSize, boundary);
+      const isLast = end === ids.length;
+      last = await this.decoder.step(state, ids.slice(done, end), { attentions: isLast });
+      state = last.state;
+      done = end;
+      if (done === prompt.contextLength && prompt.contextLength > 0) this.remember(ids.slice(0, done), state);
+      hooks.onProgress?.({ phase: 'prefill', done, total: ids.length, reused });
+    }
+    if (!last) throw new Error('empty prompt');
+    const prefillMs = performance.now() - t0;
+
+    // Decode.
+    const sample = createSampler(req.sampling ?? GREEDY);
+    const maxNew = req.maxNewTokens ?? 128;
+    const stops = req.stop ?? [];
+    const eos = new Set(this.cfg.eosTokenIds);
+    if (this.tokenizer.eosTokenId !== null) eos.add(this.tokenizer.eosTokenId);
+    const decoder = this.tokenizer.createStreamDecoder();
+    const tokens: { text: string; attribution: TokenAttribution }[] = [];
+    let answer = '';
+    let stopReason: StopReason = 'length';
+    let firstTokenMs = 0;
+    let step = last;
+    for (let i = 0; i < maxNew; i++) {
+      if (hooks.signal?.aborted) {
+        stopReason = 'cancelled';
+        break;
+      }
+      const vocab = this.cfg.vocabSize;
+      const keep = step.logits.length / vocab;
+      const tokenId = sample(step.logits.subarray((keep - 1) * vocab));
+      if (i === 0) firstTokenMs = performance.now() - t0;
+      if (eos.has(tokenId)) {
+        stopReason = 'eos';
+        break;
+      }
+      const att = step.attentions!;
+      const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
+      const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
+      let text = decoder.push(tokenId);
+      const before = answer.length;
+      answer += text;
+      const hit = stops.map((s) => answer.indexOf(s, Math.max(0, before - s.length))).filter((at) => at >= 0);
+      if (hit.length > 0) {
+        const cut = Math.min(...hit);
+        text = answer.slice(before, Math.max(before, cut));
+        answer = answer.slice(0, cut);
+        if (text) hooks.onToken?.({ index: tokens.length, tokenId, text, attribution });
+        tokens.push({ text, attribution });
+        stopReason = 'stop';
+        break;
+      }
+      tokens.push({ text, attribution });
+      hooks.onToken?.({ index: tokens.length - 1, tokenId, text, attribution });
+      hooks.onProgress?.({ phase: 'decode', done: i + 1, total: maxNew, reused });
+      if (i + 1 < maxNew) step = await this.decoder.step(state, [tokenId], { attentions: true });
+      state = step.state;
+    }
+    const tail = decoder.flush();
+    if (tail && stopReason !== 'stop') answer += tail;
+    const decodeMs = performance.now() - t0 - prefillMs;
+    return {
+      answer,
+      stopReason,
+      promptTokens: ids.length,
+      reusedTokens: reused,
+      computedTokens: ids.length - reused,
+      generatedTokens: tokens.length,
+      timings: { prefillMs, firstTokenMs, decodeMs },
+      passages: buildPassages(
+        tokens.map((t) => t.attribution),
+        prompt.origin,
+        req.docs,
+      ),
+      tokens,
+      prompt,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.decoder.dispose();
+  }
+}
