@@ -87,17 +87,25 @@ export function dropRange(state: KvState, shape: KvShape, p0: number, p1: number
  * 0 where visible, -Infinity where not.
  */
 export function attentionBias(state: KvState, spec: AttentionSpec, nNew: number): Float32Array {
-  const total = state.nSlots + nNew;
+  const { nSlots, positions, pinned, nextPos } = state;
+  const total = nSlots + nNew;
   const bias = new Float32Array(nNew * total).fill(-Infinity);
+  const window = spec.window ?? Infinity;
+  // Slots every query sees (sinks, pinned) are marked once; the rest are visible from the first slot whose position is
+  // inside the query's window, and positions increase with the slot index, so that is a suffix found by a moving index.
+  const always: number[] = [];
+  for (let s = 0; s < nSlots; s++) if (pinned[s] === 1 || positions[s] < spec.sinks) always.push(s);
+  let firstInWindow = 0;
   for (let i = 0; i < nNew; i++) {
-    const q = state.nextPos + i;
+    const q = nextPos + i;
     const row = i * total;
-    for (let s = 0; s < state.nSlots; s++) {
-      if (visible(spec, q, state.positions[s], state.pinned[s] === 1)) bias[row + s] = 0;
-    }
-    for (let j = 0; j <= i; j++) {
-      if (visible(spec, q, state.nextPos + j)) bias[row + state.nSlots + j] = 0;
-    }
+    while (firstInWindow < nSlots && q - positions[firstInWindow] >= window) firstInWindow++;
+    for (const s of always) bias[row + s] = 0;
+    bias.fill(0, row + firstInWindow, row + nSlots);
+    // New tokens: causal, and within the window or a sink themselves.
+    const j0 = Math.max(0, i - window + 1);
+    bias.fill(0, row + nSlots + j0, row + nSlots + i + 1);
+    for (let j = 0; j < j0 && nextPos + j < spec.sinks; j++) bias[row + nSlots + j] = 0;
   }
   return bias;
 }
