@@ -49,6 +49,8 @@ export interface TokenEvent {
 
 export interface AskHooks {
   readonly signal?: AbortSignal;
+  /** Called once with the assembled prompt before prefill, so callers can map token positions back to sources. */
+  onPrompt?(prompt: Prompt): void;
   onProgress?(p: Progress): void;
   onToken?(t: TokenEvent): void;
 }
@@ -171,6 +173,7 @@ export class Engine {
     const t0 = performance.now();
     const prompt = this.buildPrompt(req.docs, req.question);
     const ids = prompt.ids;
+    hooks.onPrompt?.(prompt);
     const check = (): void => {
       if (hooks.signal?.aborted) throw new CancelledError();
     };
