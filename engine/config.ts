@@ -124,9 +124,7 @@ function parseRopeScaling(raw: unknown, field: string, file: string): RopeScalin
       });
     }
     default:
-      throw new Error(
-        `${file}: ${field}.${typeKey} ${show(type)} is not supported (supported: "linear", "llama3", or null)`,
-      );
+      throw new Error(`${file}: ${field}.${typeKey} ${show(type)} is not supported (supported: "linear", "llama3", or null)`);
   }
 }
 
@@ -191,7 +189,9 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     if (f.bool('use_sliding_window', false) && f.has('sliding_window')) {
       // Qwen2 slides only in layers >= max_window_layers; one window for all layers is all ModelConfig can say.
       const maxWindowLayers = f.has('max_window_layers')
-        ? (f.raw('max_window_layers') === 0 ? 0 : f.posInt('max_window_layers'))
+        ? f.raw('max_window_layers') === 0
+          ? 0
+          : f.posInt('max_window_layers')
         : QWEN2_DEFAULT_MAX_WINDOW_LAYERS;
       if (maxWindowLayers === 0) slidingWindow = f.posInt('sliding_window');
       else if (maxWindowLayers < nLayers) {

@@ -109,12 +109,17 @@ function readHeader(fd: number, file: string): FileHeader {
     }
     const expected = product(shape as number[]) * DTYPE_BYTES[dtype];
     if (end - begin !== expected) {
-      throw new Error(
-        `${file}: tensor ${name} spans ${end - begin} bytes but ${dtype} ${fmtShape(shape as number[])} needs ${expected}`,
-      );
+      throw new Error(`${file}: tensor ${name} spans ${end - begin} bytes but ${dtype} ${fmtShape(shape as number[])} needs ${expected}`);
     }
     tensors.push(
-      Object.freeze({ name, dtype, shape: Object.freeze([...(shape as number[])]), file, offset: dataStart + begin, byteLength: end - begin }),
+      Object.freeze({
+        name,
+        dtype,
+        shape: Object.freeze([...(shape as number[])]),
+        file,
+        offset: dataStart + begin,
+        byteLength: end - begin,
+      }),
     );
   }
   const byOffset = [...tensors].sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
@@ -195,12 +200,12 @@ export function f32ToF16Bits(x: number): number {
     let h = m >>> shift;
     const rem = m & ((1 << shift) - 1);
     const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
+    if (rem > half || (rem === half && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // may carry into the exponent, up to inf: correct
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // may carry into the exponent, up to inf: correct
   return sign | h;
 }
 
@@ -511,6 +516,8 @@ export function checkpointProblems(cfg: ModelConfig, ckpt: Checkpoint): string[]
 export function validateCheckpoint(cfg: ModelConfig, ckpt: Checkpoint): void {
   const problems = checkpointProblems(cfg, ckpt);
   if (problems.length > 0) {
-    throw new Error(`checkpoint does not match config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`);
+    throw new Error(
+      `checkpoint does not match config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`,
+    );
   }
 }

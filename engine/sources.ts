@@ -165,7 +165,13 @@ function isIgnored(levels: readonly IgnoreLevel[], absPath: string, isDir: boole
 export type TextEncodingName = 'utf-8' | 'utf-16le' | 'utf-16be';
 
 export type Decoded =
-  | { readonly kind: 'text'; readonly text: string; readonly encoding: TextEncodingName; readonly bom: boolean; readonly invalidSequences: number }
+  | {
+      readonly kind: 'text';
+      readonly text: string;
+      readonly encoding: TextEncodingName;
+      readonly bom: boolean;
+      readonly invalidSequences: number;
+    }
   | { readonly kind: 'binary'; readonly reason: string };
 
 /** Bytes sniffed for binary content. */
@@ -245,7 +251,8 @@ export function decodeText(bytes: Uint8Array): Decoded {
   }
   const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
   const sniffEnd = Math.min(bytes.length, SNIFF_BYTES);
-  if (bytes.subarray(0, sniffEnd).includes(0)) return { kind: 'binary', reason: `binary (NUL bytes in the first ${SNIFF_BYTES / 1024} KB)` };
+  if (bytes.subarray(0, sniffEnd).includes(0))
+    return { kind: 'binary', reason: `binary (NUL bytes in the first ${SNIFF_BYTES / 1024} KB)` };
   const sampleInvalid = countInvalidUtf8(bytes, sniffEnd, sniffEnd < bytes.length);
   if (sampleInvalid > 0 && sampleInvalid / sniffEnd > MAX_INVALID_RATIO) {
     return { kind: 'binary', reason: `binary or not UTF-8 (${sampleInvalid} invalid UTF-8 sequences in the first ${sniffEnd} bytes)` };
@@ -370,7 +377,13 @@ export function gatherSources(inputs: readonly string[], opts: GatherOptions = {
       skipped.push({ path: abs, reason: decoded.reason });
       return;
     }
-    documents.push({ path: abs, text: decoded.text, bytes: bytes.length, encoding: decoded.encoding, invalidSequences: decoded.invalidSequences });
+    documents.push({
+      path: abs,
+      text: decoded.text,
+      bytes: bytes.length,
+      encoding: decoded.encoding,
+      invalidSequences: decoded.invalidSequences,
+    });
   };
 
   const walk = (dir: string, levels: IgnoreLevel[], ancestors: Set<string>): void => {

@@ -36,14 +36,15 @@ export const NUM_MERGES = 380;
 export const LLAMA3_SPLIT_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /** The same pattern in JavaScript syntax (Node 20 lacks inline `(?i:)` groups), used by the trainer only. */
-const SPLIT_JS = /'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const SPLIT_JS =
+  /'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 export const CHAT_TEMPLATE =
-  "{% for message in messages %}" +
+  '{% for message in messages %}' +
   "{% if message['role'] == 'system' %}{{ message['content'] + '\\n' }}" +
   "{% elif message['role'] == 'user' %}{{ '<|user|>' + message['content'] + '<|end|>' }}" +
   "{% else %}{{ '<|assistant|>' + message['content'] + '<|end|>' }}{% endif %}" +
-  "{% endfor %}" +
+  '{% endfor %}' +
   "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
 /** Training text: plain English prose with some digits, punctuation, code and line breaks. */
@@ -208,9 +209,7 @@ export function makeFixtureTokenizer(modelMaxLength = 2048): FixtureTokenizer {
       },
     };
     const tokenizerConfig = {
-      added_tokens_decoder: Object.fromEntries(
-        addedTokens.map(({ id, ...rest }) => [String(id), rest]),
-      ),
+      added_tokens_decoder: Object.fromEntries(addedTokens.map(({ id, ...rest }) => [String(id), rest])),
       bos_token: null,
       eos_token: '<|end|>',
       pad_token: '<|endoftext|>',

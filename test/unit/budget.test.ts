@@ -1,14 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import {
-  countDocuments,
-  formatShare,
-  lineIndex,
-  offsetToPosition,
-  positionToOffset,
-  shareOf,
-  tokenPositions,
-} from '../../engine/budget';
+import { countDocuments, formatShare, lineIndex, offsetToPosition, positionToOffset, shareOf, tokenPositions } from '../../engine/budget';
 import { loadTokenizer } from '../../engine/tokenizer';
 import { fixturePath, makeRng } from '../../tools/make-fixture';
 
@@ -19,7 +11,14 @@ test('countDocuments: per-file counts in input order and their total', () => {
     { path: 'b', text: '' },
     { path: 'c', text: ' four  five ' },
   ]);
-  assert.deepEqual(r, { perFile: [{ path: 'a', tokens: 3 }, { path: 'b', tokens: 0 }, { path: 'c', tokens: 2 }], total: 5 });
+  assert.deepEqual(r, {
+    perFile: [
+      { path: 'a', tokens: 3 },
+      { path: 'b', tokens: 0 },
+      { path: 'c', tokens: 2 },
+    ],
+    total: 5,
+  });
 });
 
 test('countDocuments with the fixture tokenizer equals encode().length per document', () => {
@@ -29,7 +28,10 @@ test('countDocuments with the fixture tokenizer equals encode().length per docum
     { path: 'y.md', text: 'Special text <|end|> in a document is ordinary text. 🙂' },
   ];
   const r = countDocuments(tok, docs);
-  assert.deepEqual(r.perFile.map((f) => f.tokens), docs.map((d) => tok.encode(d.text).length));
+  assert.deepEqual(
+    r.perFile.map((f) => f.tokens),
+    docs.map((d) => tok.encode(d.text).length),
+  );
   assert.equal(r.total, r.perFile[0].tokens + r.perFile[1].tokens);
   assert.ok(r.perFile[1].tokens > 5);
 });
@@ -99,7 +101,7 @@ test('offsetToPosition, positionToOffset and tokenPositions agree with a naive w
     // Ascending spans (as a tokenizer produces) and shuffled ones.
     const starts: number[] = [];
     const ends: number[] = [];
-    for (let o = 0; o < text.length; ) {
+    for (let o = 0; o < text.length;) {
       const len = 1 + Math.floor(rng() * 4);
       starts.push(o);
       ends.push(Math.min(text.length, o + len));

@@ -64,9 +64,19 @@ test('attend tokens prints per-file tokens, context and window shares, total, sk
     assert.match(lines[0], /\(mistral\); context 2,048 tokens; sliding window 32 tokens/);
     const rowOf = (name: string) => lines.find((l) => l.startsWith(name))?.split(/\s{2,}/);
     assert.deepEqual(rowOf('file'), ['file', 'tokens', 'context', 'window']);
-    assert.deepEqual(rowOf('docs/a.md'), ['docs/a.md', a.toLocaleString('en-US'), `${((a / 2048) * 100).toFixed(1)}%`, `${((a / 32) * 100).toFixed(1)}%`]);
+    assert.deepEqual(rowOf('docs/a.md'), [
+      'docs/a.md',
+      a.toLocaleString('en-US'),
+      `${((a / 2048) * 100).toFixed(1)}%`,
+      `${((a / 32) * 100).toFixed(1)}%`,
+    ]);
     assert.deepEqual(rowOf('docs/sub/b.txt')?.slice(0, 2), ['docs/sub/b.txt', String(b)]);
-    assert.deepEqual(rowOf('total (3 files)'), ['total (3 files)', total.toLocaleString('en-US'), `${((total / 2048) * 100).toFixed(1)}%`, `${((total / 32) * 100).toFixed(1)}%`]);
+    assert.deepEqual(rowOf('total (3 files)'), [
+      'total (3 files)',
+      total.toLocaleString('en-US'),
+      `${((total / 2048) * 100).toFixed(1)}%`,
+      `${((total / 32) * 100).toFixed(1)}%`,
+    ]);
     assert.match(r.stdout, /skipped 1:\n {2}docs\/logo\.png: binary/);
     assert.match(r.stdout, /ignored by \.gitignore\/excludes: docs\/scratch\.tmp/);
   }));
@@ -93,7 +103,11 @@ test('attend tokens --json, --context and --window overrides; no window column w
 test('attend tokens: usage errors exit 2, missing inputs exit 1, no model names --model', () =>
   withDocs(async (root) => {
     const model = fixturePath('tiny-llama');
-    for (const argv of [['tokens', '--model', model], ['tokens', '--model', model, '--context', 'lots', 'docs'], ['tokens', '--bogus', 'docs']]) {
+    for (const argv of [
+      ['tokens', '--model', model],
+      ['tokens', '--model', model, '--context', 'lots', 'docs'],
+      ['tokens', '--bogus', 'docs'],
+    ]) {
       const r = await run(argv, root);
       assert.equal(r.code, 2, argv.join(' '));
       assert.match(r.stderr, /usage: attend tokens/);
@@ -114,12 +128,23 @@ test('the built-in model under the package root is the default', () =>
   withDocs(async (root) => {
     const builtin = path.join(root, 'models/attend-default');
     fs.mkdirSync(builtin, { recursive: true });
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(fixturePath('tiny-qwen2'), f), path.join(builtin, f));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(fixturePath('tiny-qwen2'), f), path.join(builtin, f));
     const r = await run(['tokens', 'docs/sub/b.txt'], root, { packageRoot: root });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^model: models\/attend-default \(qwen2\)/);
   }));
 
 test('formatTable pads columns and right-aligns numbers', () => {
-  assert.equal(formatTable(['a', 'n'], [['x', '1'], ['long', '100']], new Set([1])), 'a       n\n----  ---\nx       1\nlong  100\n');
+  assert.equal(
+    formatTable(
+      ['a', 'n'],
+      [
+        ['x', '1'],
+        ['long', '100'],
+      ],
+      new Set([1]),
+    ),
+    'a       n\n----  ---\nx       1\nlong  100\n',
+  );
 });

@@ -53,7 +53,10 @@ test('the result is deeply frozen', () => {
 });
 
 test('llama reads attention_bias and ignores sliding_window', () => {
-  const c = parseConfig(base({ attention_bias: true, sliding_window: 128, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 500000 }), FILE);
+  const c = parseConfig(
+    base({ attention_bias: true, sliding_window: 128, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 500000 }),
+    FILE,
+  );
   assert.equal(c.attentionBias, true);
   assert.equal(c.slidingWindow, null);
   assert.equal(c.nKvHeads, 2);
@@ -90,7 +93,10 @@ test('mistral: sliding_window honoured, null means full attention', () => {
 });
 
 test('explicit head_dim may differ from hidden/heads (Mistral Nemo layout)', () => {
-  const c = parseConfig(base({ model_type: 'mistral', hidden_size: 5120, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128 }), FILE);
+  const c = parseConfig(
+    base({ model_type: 'mistral', hidden_size: 5120, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128 }),
+    FILE,
+  );
   assert.equal(c.headDim, 128);
   assert.equal(c.nKvHeads, 8);
 });
@@ -106,7 +112,10 @@ test('eos_token_id may be a number or a list; bos read', () => {
 
 test('rope_scaling: linear and llama3 under both "type" and "rope_type"', () => {
   assert.deepEqual(parseConfig(base({ rope_scaling: { type: 'linear', factor: 4 } }), FILE).ropeScaling, { type: 'linear', factor: 4 });
-  assert.deepEqual(parseConfig(base({ rope_scaling: { rope_type: 'linear', factor: 2 } }), FILE).ropeScaling, { type: 'linear', factor: 2 });
+  assert.deepEqual(parseConfig(base({ rope_scaling: { rope_type: 'linear', factor: 2 } }), FILE).ropeScaling, {
+    type: 'linear',
+    factor: 2,
+  });
   const llama3 = { factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
   const want = { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
   assert.deepEqual(parseConfig(base({ rope_scaling: { rope_type: 'llama3', ...llama3 } }), FILE).ropeScaling, want);
@@ -116,7 +125,11 @@ test('rope_scaling: linear and llama3 under both "type" and "rope_type"', () => 
 
 test('rope_scaling: missing llama3 fields and bad factors are named', () => {
   throwsWith(
-    () => parseConfig(base({ rope_scaling: { rope_type: 'llama3', factor: 8, high_freq_factor: 4, original_max_position_embeddings: 8192 } }), FILE),
+    () =>
+      parseConfig(
+        base({ rope_scaling: { rope_type: 'llama3', factor: 8, high_freq_factor: 4, original_max_position_embeddings: 8192 } }),
+        FILE,
+      ),
     'rope_scaling.low_freq_factor',
     FILE,
   );
@@ -145,7 +158,14 @@ test('unknown or missing model_type is named with its value', () => {
 });
 
 test('missing and malformed structural fields are named', () => {
-  for (const field of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'vocab_size', 'max_position_embeddings']) {
+  for (const field of [
+    'hidden_size',
+    'num_hidden_layers',
+    'num_attention_heads',
+    'intermediate_size',
+    'vocab_size',
+    'max_position_embeddings',
+  ]) {
     const c = base();
     delete c[field];
     throwsWith(() => parseConfig(c, FILE), field, 'missing', FILE);

@@ -23,10 +23,15 @@ test('the fixture generator is deterministic, byte for byte', () => {
       const files = fs.readdirSync(path.join(a, name)).sort();
       assert.deepEqual(files, fs.readdirSync(path.join(b, name)).sort());
       assert.ok(files.includes('model.safetensors') && files.includes('tokenizer.json'));
-      for (const f of files) assert.ok(fs.readFileSync(path.join(a, name, f)).equals(fs.readFileSync(path.join(b, name, f))), `${name}/${f}`);
+      for (const f of files)
+        assert.ok(fs.readFileSync(path.join(a, name, f)).equals(fs.readFileSync(path.join(b, name, f))), `${name}/${f}`);
     }
     // Different seeds give different weights.
-    assert.ok(!fs.readFileSync(path.join(a, 'tiny-llama/model.safetensors')).equals(fs.readFileSync(path.join(a, 'tiny-mistral/model.safetensors'))));
+    assert.ok(
+      !fs
+        .readFileSync(path.join(a, 'tiny-llama/model.safetensors'))
+        .equals(fs.readFileSync(path.join(a, 'tiny-mistral/model.safetensors'))),
+    );
   } finally {
     fs.rmSync(a, { recursive: true, force: true });
     fs.rmSync(b, { recursive: true, force: true });
@@ -59,7 +64,10 @@ test('each fixture loads: config, checkpoint and family features', () => {
     assert.ok(cfg.eosTokenIds.length === 2);
   }
   const llama = loadConfig(fixturePath('tiny-llama'));
-  assert.deepEqual([llama.family, llama.tieWordEmbeddings, llama.attentionBias, llama.slidingWindow, llama.nKvHeads], ['llama', false, false, null, 2]);
+  assert.deepEqual(
+    [llama.family, llama.tieWordEmbeddings, llama.attentionBias, llama.slidingWindow, llama.nKvHeads],
+    ['llama', false, false, null, 2],
+  );
   const qwen = loadConfig(fixturePath('tiny-qwen2'));
   assert.deepEqual([qwen.family, qwen.tieWordEmbeddings, qwen.attentionBias, qwen.slidingWindow], ['qwen2', true, true, null]);
   const mistral = loadConfig(fixturePath('tiny-mistral'));

@@ -118,7 +118,12 @@ test('writeSafetensors / readF32 round trip for F32, F16 and BF16, with metadata
       [
         { name: 'a.f32', dtype: 'F32', shape: [3, 5], data: f32 },
         { name: 'b.f16', dtype: 'F16', shape: [12], data: new Float32Array(SPECIAL) },
-        { name: 'c.bf16', dtype: 'BF16', shape: [2, 2, 3], data: new Float32Array([0, -0, 1, -2.5, 256, 2 ** -130, Infinity, -Infinity, NaN, 3, 0.5, -1]) },
+        {
+          name: 'c.bf16',
+          dtype: 'BF16',
+          shape: [2, 2, 3],
+          data: new Float32Array([0, -0, 1, -2.5, 256, 2 ** -130, Infinity, -Infinity, NaN, 3, 0.5, -1]),
+        },
         { name: 'empty', dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
       ],
       { format: 'pt' },
@@ -298,7 +303,20 @@ test('F16 and BF16 checkpoints read close to the F32 weights', () => {
 
 test('expectedTensors follows the family: qwen2 q/k/v bias, llama attention_bias adds o_proj bias, tied has no lm_head', () => {
   const cfg = (over: Record<string, unknown>) =>
-    parseConfig({ model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 96, vocab_size: 100, max_position_embeddings: 128, ...over }, 'config.json');
+    parseConfig(
+      {
+        model_type: 'llama',
+        hidden_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        intermediate_size: 96,
+        vocab_size: 100,
+        max_position_embeddings: 128,
+        ...over,
+      },
+      'config.json',
+    );
   const names = (over: Record<string, unknown>) => expectedTensors(cfg(over)).map((t) => t.name);
   const l0 = tensorNames.layer(0);
   const plain = names({});
@@ -349,7 +367,12 @@ test('validateCheckpoint reports every missing and mis-shaped tensor by name and
     makeTinyModel(dir, { family: 'llama', omitTensors: ['lm_head.weight'], shards: 2 });
     const ck = openCheckpoint(dir);
     try {
-      throwsWith(() => validateCheckpoint(loadConfig(dir), ck), path.join(dir, 'model.safetensors.index.json'), 'lm_head.weight', 'tie_word_embeddings');
+      throwsWith(
+        () => validateCheckpoint(loadConfig(dir), ck),
+        path.join(dir, 'model.safetensors.index.json'),
+        'lm_head.weight',
+        'tie_word_embeddings',
+      );
     } finally {
       ck.close();
     }

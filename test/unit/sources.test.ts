@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -116,7 +117,12 @@ function withTree(files: Record<string, string | Uint8Array>, fn: (root: string)
 }
 
 const rel = (root: string, paths: readonly { path: string }[] | readonly string[]) =>
-  paths.map((p) => path.relative(root, typeof p === 'string' ? p : p.path).split(path.sep).join('/'));
+  paths.map((p) =>
+    path
+      .relative(root, typeof p === 'string' ? p : p.path)
+      .split(path.sep)
+      .join('/'),
+  );
 
 test('gatherSources honours nested .gitignore files, negation and default excludes, in sorted order', () => {
   withTree(
@@ -157,7 +163,10 @@ test('gatherSources honours nested .gitignore files, negation and default exclud
       assert.ok(!rel(root, noGit.documents).some((p) => p.startsWith('node_modules')), 'default excludes stay');
 
       const excl = gatherSources([root], { exclude: ['*.md', '!z.md'] });
-      assert.deepEqual(rel(root, excl.documents).filter((p) => p.endsWith('.md')), ['sub/z.md']);
+      assert.deepEqual(
+        rel(root, excl.documents).filter((p) => p.endsWith('.md')),
+        ['sub/z.md'],
+      );
     },
   );
 });
@@ -185,7 +194,10 @@ test('binary, oversize, missing and unreadable inputs are reported in skipped, n
     (root) => {
       const r = gatherSources([root, path.join(root, 'missing.md')], { maxFileBytes: 4096 });
       assert.deepEqual(rel(root, r.documents), ['bom.txt', 'text.md', 'utf16.txt']);
-      assert.deepEqual(r.documents.map((d) => d.text), ['with bom', 'hello', 'wide text']);
+      assert.deepEqual(
+        r.documents.map((d) => d.text),
+        ['with bom', 'hello', 'wide text'],
+      );
       assert.equal(r.documents[2].encoding, 'utf-16le');
       const reasons = new Map(r.skipped.map((s) => [rel(root, [s.path])[0], s.reason]));
       assert.equal(reasons.size, 4);
@@ -197,28 +209,38 @@ test('binary, oversize, missing and unreadable inputs are reported in skipped, n
   );
 });
 
-test('symlink loops and self-links terminate and are reported; a file reached twice is read once', { skip: process.platform === 'win32' }, () => {
-  withTree({ 'docs/a.md': 'a', 'docs/deeper/b.md': 'b' }, (root) => {
-    fs.symlinkSync('..', path.join(root, 'docs/deeper/up')); // docs/deeper/up -> docs
-    fs.symlinkSync('self', path.join(root, 'docs/self')); // ELOOP
-    fs.symlinkSync('nowhere', path.join(root, 'docs/dangling'));
-    fs.symlinkSync('a.md', path.join(root, 'docs/alias.md'));
-    const r = gatherSources([path.join(root, 'docs'), path.join(root, 'docs/a.md')]);
-    assert.deepEqual(rel(root, r.documents), ['docs/a.md', 'docs/deeper/b.md']);
-    const reasons = r.skipped.map((s) => `${rel(root, [s.path])[0]}: ${s.reason}`);
-    assert.ok(reasons.some((x) => x.startsWith('docs/deeper/up: symlink loop')), reasons.join('\n'));
-    assert.ok(reasons.includes('docs/self: symlink loop'), reasons.join('\n'));
-    assert.ok(reasons.includes('docs/dangling: broken symlink'), reasons.join('\n'));
-    assert.ok(reasons.some((x) => x.startsWith('docs/alias.md: same file as') || x.startsWith('docs/a.md: same file as')), reasons.join('\n'));
-    assert.equal(r.skipped.length, 5, reasons.join('\n'));
-  });
-});
+test(
+  'symlink loops and self-links terminate and are reported; a file reached twice is read once',
+  { skip: process.platform === 'win32' },
+  () => {
+    withTree({ 'docs/a.md': 'a', 'docs/deeper/b.md': 'b' }, (root) => {
+      fs.symlinkSync('..', path.join(root, 'docs/deeper/up')); // docs/deeper/up -> docs
+      fs.symlinkSync('self', path.join(root, 'docs/self')); // ELOOP
+      fs.symlinkSync('nowhere', path.join(root, 'docs/dangling'));
+      fs.symlinkSync('a.md', path.join(root, 'docs/alias.md'));
+      const r = gatherSources([path.join(root, 'docs'), path.join(root, 'docs/a.md')]);
+      assert.deepEqual(rel(root, r.documents), ['docs/a.md', 'docs/deeper/b.md']);
+      const reasons = r.skipped.map((s) => `${rel(root, [s.path])[0]}: ${s.reason}`);
+      assert.ok(
+        reasons.some((x) => x.startsWith('docs/deeper/up: symlink loop')),
+        reasons.join('\n'),
+      );
+      assert.ok(reasons.includes('docs/self: symlink loop'), reasons.join('\n'));
+      assert.ok(reasons.includes('docs/dangling: broken symlink'), reasons.join('\n'));
+      assert.ok(
+        reasons.some((x) => x.startsWith('docs/alias.md: same file as') || x.startsWith('docs/a.md: same file as')),
+        reasons.join('\n'),
+      );
+      assert.equal(r.skipped.length, 5, reasons.join('\n'));
+    });
+  },
+);
 
 test('special files are skipped, not read', { skip: process.platform === 'win32' }, () => {
   withTree({ 'a.txt': 'a' }, (root) => {
     const fifo = path.join(root, 'pipe');
     try {
-      require('node:child_process').execFileSync('mkfifo', [fifo]);
+      execFileSync('mkfifo', [fifo]);
     } catch {
       return; // no mkfifo here: nothing to test
     }
