@@ -11,6 +11,8 @@ export interface DecoderGraphOptions {
   readonly mask: { readonly kind: 'window'; readonly window: number | null } | { readonly kind: 'bias' };
   /** Export per-layer attention probabilities (`attentions.{i}`) for attribution. */
   readonly attentions: boolean;
+  /** Export per-layer rotated queries (`queries.{i}`) for block retrieval. */
+  readonly queries: boolean;
 }
 
 /** Rotary inverse frequencies with the config's scaling applied (float64 math, stored as float32 like HF). */
@@ -152,12 +154,14 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
     const [q, k, v] = [g.tmp('q'), g.tmp('k'), g.tmp('v')];
     g.node({ op: 'Split', inputs: [qkv, g.initI64(`layers.${l}.qkv.split`, [qDim, kvDim, kvDim])], outputs: [q, k, v], attrs: { axis: -1 } });
 
+    const qRot = opts.queries ? IO.queries(l) : g.tmp('q_rot');
+    g.node({ op: 'Identity', inputs: [rope(q)], outputs: [qRot] });
     const attnOut = g.tmp('attn');
     g.node({
       op: 'GroupQueryAttention',
       domain: 'com.microsoft',
       // query, key, value, past_key, past_value, seqlens_k, total_sequence_length, cos, sin, position_ids, attention_bias
-      inputs: [rope(q), rope(k), v, IO.pastKey(l), IO.pastValue(l), seqlensK, totalLen, '', '', '', bias],
+      inputs: [qRot, rope(k), v, IO.pastKey(l), IO.pastValue(l), seqlensK, totalLen, '', '', '', bias],
       outputs: [attnOut, IO.presentKey(l), IO.presentValue(l), opts.attentions ? IO.attentions(l) : ''],
       attrs: {
         num_heads: nHeads,
@@ -192,6 +196,7 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
     g.output(IO.presentKey(l), 'float32', [1, nKvHeads, 'total', d]);
     g.output(IO.presentValue(l), 'float32', [1, nKvHeads, 'total', d]);
     if (opts.attentions) g.output(IO.attentions(l), 'float32', [1, nHeads, 'seq', 'total']);
+    if (opts.queries) g.output(IO.queries(l), 'float32', [1, 'seq', nHeads * d]);
   }
   return g.toBytes(`attend-${cfg.family}-decoder`);
 }

@@ -14,6 +14,8 @@ export const IO = {
   presentValue: (layer: number): string => `present.${layer}.value`,
   /** Post-softmax attention probabilities (1, nHeads, seq, past + seq). */
   attentions: (layer: number): string => `attentions.${layer}`,
+  /** Rotated query vectors (1, seq, nHeads * headDim): block memory scores stored keys with them. */
+  queries: (layer: number): string => `queries.${layer}`,
 } as const;
 
 /** Hugging Face weight names for Llama / Qwen2 / Mistral checkpoints. */

@@ -15,11 +15,15 @@ export interface DecoderOptions {
 
 export interface StepResult {
   readonly state: KvState;
+  /** When requested: the fed tokens' own keys/values per layer (1, nKvHeads, nNew, headDim), before any eviction. */
+  readonly newKv?: { readonly keys: readonly Float32Array[]; readonly values: readonly Float32Array[] };
+  /** When requested: per layer (nNew, nHeads * headDim) rotated queries. */
+  readonly queries?: readonly Float32Array[];
   /** (keep, vocab) logits for the last `keep` fed tokens. */
   readonly logits: Float32Array;
   /**
    * When requested: per layer (nHeads, nNew, nKeys) attention probabilities, where keys are the past slots followed by
-   * the new tokens; `keyPositions` gives the absolute position of each key.
+   * the new tokens; `keyPositions` gives the prompt position each key came from.
    */
   readonly attentions?: { readonly layers: readonly Float32Array[]; readonly keyPositions: Int32Array };
 }
@@ -28,6 +32,8 @@ export interface StepOptions {
   /** Logits for this many trailing tokens (default 1). */
   readonly keepLogits?: number;
   readonly attentions?: boolean;
+  readonly captureNew?: boolean;
+  readonly queries?: boolean;
 }
 
 export class Decoder {
@@ -52,6 +58,7 @@ export class Decoder {
     const bytes = buildDecoderGraph(cfg, ckpt, {
       mask: useBias ? { kind: 'bias' } : { kind: 'window', window: opts.attention.window },
       attentions: true,
+      queries: true,
     });
     const session = await ort.InferenceSession.create(bytes, {
       graphOptimizationLevel: 'all',
@@ -88,25 +95,37 @@ export class Decoder {
     const fetches: string[] = [IO.logits];
     for (let l = 0; l < nLayers; l++) fetches.push(IO.presentKey(l), IO.presentValue(l));
     if (opts.attentions) for (let l = 0; l < nLayers; l++) fetches.push(IO.attentions(l));
+    if (opts.queries) for (let l = 0; l < nLayers; l++) fetches.push(IO.queries(l));
 
     const out = await this.session.run(feeds, fetches);
 
     const total = state.nSlots + n;
+    const positions = new Int32Array(total);
+    positions.set(state.positions, 0);
+    for (let i = 0; i < n; i++) positions[state.nSlots + i] = state.nextPos + i;
     const keyPositions = new Int32Array(total);
-    keyPositions.set(state.positions, 0);
-    for (let i = 0; i < n; i++) keyPositions[state.nSlots + i] = state.nextPos + i;
+    keyPositions.set(state.origins, 0);
+    keyPositions.set(positions.subarray(state.nSlots), state.nSlots);
     const pinned = new Uint8Array(total);
     pinned.set(state.pinned, 0);
     const grown: KvState = {
       nSlots: total,
-      positions: keyPositions,
+      positions,
+      origins: keyPositions,
       pinned,
       keys: Array.from({ length: nLayers }, (_, l) => out[IO.presentKey(l)].data as Float32Array),
       values: Array.from({ length: nLayers }, (_, l) => out[IO.presentValue(l)].data as Float32Array),
       nextPos: state.nextPos + n,
     };
+    const lastN = (a: Float32Array): Float32Array => {
+      const out = new Float32Array(nKvHeads * n * headDim);
+      for (let h = 0; h < nKvHeads; h++) out.set(a.subarray((h * total + state.nSlots) * headDim, (h * total + total) * headDim), h * n * headDim);
+      return out;
+    };
     const result: StepResult = {
       state: evictInvisible(grown, this.shape, this.spec),
+      ...(opts.captureNew ? { newKv: { keys: grown.keys.map(lastN), values: grown.values.map(lastN) } } : {}),
+      ...(opts.queries ? { queries: Array.from({ length: nLayers }, (_, l) => out[IO.queries(l)].data as Float32Array) } : {}),
       logits: out[IO.logits].data as Float32Array,
       ...(opts.attentions
         ? { attentions: { layers: Array.from({ length: nLayers }, (_, l) => out[IO.attentions(l)].data as Float32Array), keyPositions } }

@@ -9,7 +9,10 @@ import type { AttentionSpec } from '../types';
  */
 export interface KvState {
   readonly nSlots: number;
+  /** Positions the keys were rotated with and the mask reasons about. */
   readonly positions: Int32Array;
+  /** Prompt position each slot's token came from; differs from `positions` only for relocated memory blocks. */
+  readonly origins: Int32Array;
   readonly pinned: Uint8Array;
   readonly keys: readonly Float32Array[];
   readonly values: readonly Float32Array[];
@@ -25,7 +28,7 @@ export interface KvShape {
 
 export function emptyState(shape: KvShape, nextPos = 0): KvState {
   const none = Array.from({ length: shape.nLayers }, () => new Float32Array(0));
-  return { nSlots: 0, positions: new Int32Array(0), pinned: new Uint8Array(0), keys: none, values: none, nextPos };
+  return { nSlots: 0, positions: new Int32Array(0), origins: new Int32Array(0), pinned: new Uint8Array(0), keys: none, values: none, nextPos };
 }
 
 /** True when a query at position q may attend to a key at position k (the rule in AttentionSpec). */
@@ -55,6 +58,7 @@ export function selectSlots(state: KvState, shape: KvShape, keep: readonly numbe
   return {
     nSlots: keep.length,
     positions: Int32Array.from(keep, (i) => state.positions[i]),
+    origins: Int32Array.from(keep, (i) => state.origins[i]),
     pinned: Uint8Array.from(keep, (i) => state.pinned[i]),
     keys: state.keys.map((k) => gatherSlots(k, shape, state.nSlots, keep)),
     values: state.values.map((v) => gatherSlots(v, shape, state.nSlots, keep)),
@@ -116,4 +120,52 @@ export function stateBytes(state: KvState): number {
   for (const k of state.keys) n += k.byteLength;
   for (const v of state.values) n += v.byteLength;
   return n;
+}
+
+/** Slots to add to a state: per layer (1, nKvHeads, n, headDim) keys/values, their rope positions and prompt origins. */
+export interface SlotBatch {
+  readonly positions: Int32Array;
+  readonly origins: Int32Array;
+  readonly keys: readonly Float32Array[];
+  readonly values: readonly Float32Array[];
+}
+
+/** Merges `batch` into `state` as pinned slots, keeping slots ordered by position (positions must not collide). */
+export function insertPinned(state: KvState, shape: KvShape, batch: SlotBatch): KvState {
+  const m = batch.positions.length;
+  if (m === 0) return state;
+  const n = state.nSlots + m;
+  // Merge order: (source, index) pairs sorted by position.
+  const order: [0 | 1, number][] = [];
+  let i = 0;
+  let j = 0;
+  while (i < state.nSlots || j < m) {
+    if (j >= m || (i < state.nSlots && state.positions[i] < batch.positions[j])) order.push([0, i++]);
+    else {
+      if (i < state.nSlots && state.positions[i] === batch.positions[j]) throw new Error(`insertPinned: position ${batch.positions[j]} already in the cache`);
+      order.push([1, j++]);
+    }
+  }
+  const { nKvHeads, headDim } = shape;
+  const merge = (a: Float32Array, b: Float32Array): Float32Array => {
+    const out = new Float32Array(nKvHeads * n * headDim);
+    for (let h = 0; h < nKvHeads; h++) {
+      order.forEach(([src, k], slot) => {
+        const from = src === 0 ? a : b;
+        const len = src === 0 ? state.nSlots : m;
+        const at = (h * len + k) * headDim;
+        out.set(from.subarray(at, at + headDim), (h * n + slot) * headDim);
+      });
+    }
+    return out;
+  };
+  return {
+    nSlots: n,
+    positions: Int32Array.from(order, ([src, k]) => (src === 0 ? state.positions[k] : batch.positions[k])),
+    origins: Int32Array.from(order, ([src, k]) => (src === 0 ? state.origins[k] : batch.origins[k])),
+    pinned: Uint8Array.from(order, ([src, k]) => (src === 0 ? state.pinned[k] : 1)),
+    keys: state.keys.map((k, l) => merge(k, batch.keys[l])),
+    values: state.values.map((v, l) => merge(v, batch.values[l])),
+    nextPos: state.nextPos,
+  };
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder } from '../../engine/runtime/decoder';
-import type { KvState } from '../../engine/runtime/kv';
+import { dropRange, insertPinned, type KvState } from '../../engine/runtime/kv';
 import { referenceForward } from '../../engine/reference';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -130,6 +130,44 @@ test('memory is bounded by sinks + window, not by length', async () => {
     }
     assert.deepEqual(Array.from(state.positions), [0, 1, 53, 54, 55, 56, 57, 58, 59]);
     assert.equal(state.nextPos, 60);
+  } finally {
+    await dec.dispose();
+  }
+});
+
+test('pinned slots re-inserted after a drop reproduce the full-attention logits; captured KV equals the cache', async () => {
+  const cfg = testConfig();
+  const ckpt = randomCheckpoint(cfg, 21);
+  const ids = tokens(20, cfg.vocabSize, 22);
+  const ref = referenceForward(cfg, { get: (name) => ckpt.readF32(name) }, ids, FULL);
+  const dec = await Decoder.create(cfg, ckpt, { attention: FULL, forceBiasMask: true });
+  try {
+    const first = await dec.step(dec.emptyState(), ids.slice(0, 16), { captureNew: true });
+    // The captured keys of tokens 4..8 are exactly what the cache holds for them.
+    const dropped = dropRange(first.state, dec.shape, 4, 9);
+    const { nKvHeads, headDim } = dec.shape;
+    const slice = (a: Float32Array): Float32Array => {
+      const out = new Float32Array(nKvHeads * 5 * headDim);
+      for (let h = 0; h < nKvHeads; h++) out.set(a.subarray((h * 16 + 4) * headDim, (h * 16 + 9) * headDim), h * 5 * headDim);
+      return out;
+    };
+    const batch = {
+      positions: Int32Array.from([4, 5, 6, 7, 8]),
+      origins: Int32Array.from([4, 5, 6, 7, 8]),
+      keys: first.newKv!.keys.map(slice),
+      values: first.newKv!.values.map(slice),
+    };
+    const restored = insertPinned(dropped, dec.shape, batch);
+    const r = await dec.step(restored, ids.slice(16), { keepLogits: 4, queries: true });
+    for (let i = 0; i < 4; i++) {
+      const diff = maxAbsDiff(r.logits.subarray(i * cfg.vocabSize, (i + 1) * cfg.vocabSize), ref.logits[16 + i]);
+      assert.ok(diff < 2e-4, `position ${16 + i}: ${diff}`);
+    }
+    assert.equal(r.queries!.length, cfg.nLayers);
+    assert.equal(r.queries![0].length, 4 * cfg.nHeads * cfg.headDim);
+    // Without the re-inserted slots the logits must differ (the test can fail).
+    const without = await dec.step(dropped, ids.slice(16), { keepLogits: 1 });
+    assert.ok(maxAbsDiff(without.logits, ref.logits[19]) > 1e-3);
   } finally {
     await dec.dispose();
   }

@@ -1,7 +1,7 @@
 // KV state edits: the fast bias mask equals the rule applied pair by pair; eviction and range drops keep the right slots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionBias, dropRange, emptyState, evictInvisible, selectSlots, visible, type KvState } from '../../engine/runtime/kv';
+import { attentionBias, dropRange, emptyState, evictInvisible, insertPinned, selectSlots, visible, type KvState } from '../../engine/runtime/kv';
 import type { AttentionSpec } from '../../engine/types';
 import { rng } from './helpers/random-model';
 
@@ -13,6 +13,7 @@ function stateWith(positions: number[], pinned: number[], nextPos: number): KvSt
   return {
     nSlots: n,
     positions: Int32Array.from(positions),
+    origins: Int32Array.from(positions),
     pinned: Uint8Array.from(pinned),
     keys: [fill(0, 0), fill(1, 0)],
     values: [fill(0, 1), fill(1, 1)],
@@ -66,4 +67,22 @@ test('dropRange removes [p0, p1) only, and states are never mutated', () => {
   assert.deepEqual(Array.from(st.keys[0]), before);
   assert.equal(selectSlots(st, shape, [0, 1, 2, 3, 4, 5]), st);
   assert.equal(emptyState(shape, 3).nextPos, 3);
+});
+
+test('insertPinned merges by position and marks the new slots pinned', () => {
+  const st = stateWith([0, 1, 7, 8], [0, 0, 0, 0], 9);
+  const batch = {
+    positions: Int32Array.from([4, 5]),
+    origins: Int32Array.from([40, 41]),
+    keys: [new Float32Array(2 * 2 * 8).fill(-1), new Float32Array(2 * 2 * 8).fill(-2)],
+    values: [new Float32Array(2 * 2 * 8).fill(-3), new Float32Array(2 * 2 * 8).fill(-4)],
+  };
+  const out = insertPinned(st, shape, batch);
+  assert.deepEqual(Array.from(out.positions), [0, 1, 4, 5, 7, 8]);
+  assert.deepEqual(Array.from(out.origins), [0, 1, 40, 41, 7, 8]);
+  assert.deepEqual(Array.from(out.pinned), [0, 0, 1, 1, 0, 0]);
+  // head 1, slot 2 is the first inserted key of layer 1; head 1, slot 4 is the old slot 2 (position 7).
+  assert.equal(out.keys[1][(1 * 6 + 2) * 8], -2);
+  assert.equal(out.keys[1][(1 * 6 + 4) * 8], st.keys[1][(1 * 4 + 2) * 8]);
+  assert.throws(() => insertPinned(st, shape, { ...batch, positions: Int32Array.from([1, 5]) }), /already in the cache/);
 });
