@@ -59,6 +59,7 @@ export function renderChat(tokenizerConfig: unknown, messages: ChatMessage[], op
   } catch (e) {
     throw new Error(`${source}: chat template does not parse: ${(e as Error).message}`);
   }
+  // raise_exception and strftime_now come with @huggingface/jinja's environment.
   const context: Record<string, unknown> = {
     messages: messages.map((m) => ({ role: m.role, content: m.content })),
     add_generation_prompt: opts.addGenerationPrompt,
@@ -66,10 +67,6 @@ export function renderChat(tokenizerConfig: unknown, messages: ChatMessage[], op
     eos_token: tokenText(cfg.eos_token),
     unk_token: tokenText(cfg.unk_token),
     pad_token: tokenText(cfg.pad_token),
-    raise_exception: (msg: unknown): never => {
-      throw new Error(String(msg));
-    },
-    strftime_now: (fmt: unknown): string => strftime(String(fmt), new Date()),
   };
   if (Array.isArray(cfg.additional_special_tokens)) {
     context.additional_special_tokens = cfg.additional_special_tokens.map(tokenText);
@@ -106,24 +103,4 @@ function plainChat(messages: ChatMessage[], addGenerationPrompt: boolean): strin
   let out = messages.map((m) => `${label[m.role]}: ${m.content}\n\n`).join('');
   if (addGenerationPrompt) out += 'Assistant:';
   return out;
-}
-
-/** The few strftime codes chat templates use for dates (Llama 3.1+: "%d %b %Y"). */
-function strftime(fmt: string, d: Date): string {
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const full = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
-  const pad = (n: number): string => String(n).padStart(2, '0');
-  return fmt.replace(/%([dbBYmHMS%])/g, (_, c: string) => {
-    switch (c) {
-      case 'd': return pad(d.getDate());
-      case 'b': return months[d.getMonth()];
-      case 'B': return full[d.getMonth()];
-      case 'Y': return String(d.getFullYear());
-      case 'm': return pad(d.getMonth() + 1);
-      case 'H': return pad(d.getHours());
-      case 'M': return pad(d.getMinutes());
-      case 'S': return pad(d.getSeconds());
-      default: return '%';
-    }
-  });
 }

@@ -21,8 +21,8 @@ export interface Codec {
   normalizeWithMap(segment: string, base: number): NormalizedSegment;
   readonly bpe: RankedBpe;
   /**
-   * Turns BPE ranks into token ids, pushing each id and the number of normalized-text bytes it covers.
-   * null: ranks are ids and cover the bytes of that id.
+   * Turns BPE ranks into token ids, pushing each id and the number of normalized-text bytes it covers; id -1 marks
+   * bytes that produce no token. null: ranks are ids and cover the bytes of that id.
    */
   readonly translate: ((ranks: Uint32Array, ids: number[], byteLens: number[]) => void) | null;
   /** Post-processing of decoded text (e.g. SentencePiece strips the leading space), applied by decode(). */
@@ -45,7 +45,8 @@ export class BpeTokenizer implements Tokenizer {
   readonly specialTokens: ReadonlyMap<string, number>;
   private readonly splitAll: AddedMatcher | null;
   private readonly splitNonSpecial: AddedMatcher | null;
-  private readonly decoder = new TextDecoder('utf-8');
+  // ignoreBOM: a U+FEFF in the text is content, not a byte-order mark to strip.
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
   constructor(
     private readonly codec: Codec,
@@ -79,7 +80,7 @@ export class BpeTokenizer implements Tokenizer {
       else {
         const ids: number[] = [];
         this.codec.translate(ranks, ids, []);
-        n += ids.length;
+        for (const id of ids) if (id >= 0) n++;
       }
     }, () => n++);
     return n;
@@ -124,7 +125,7 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   createStreamDecoder(): StreamDecoder {
-    const dec = new TextDecoder('utf-8');
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
     let first = true;
     const finish = this.codec.finishDecode;
     const emit = (s: string): string => {
@@ -166,7 +167,11 @@ export class BpeTokenizer implements Tokenizer {
 
   private pushIds(ranks: Uint32Array, ids: number[]): void {
     if (this.codec.translate === null) for (const r of ranks) ids.push(r);
-    else this.codec.translate(ranks, ids, []);
+    else {
+      const out: number[] = [];
+      this.codec.translate(ranks, out, []);
+      for (const id of out) if (id >= 0) ids.push(id);
+    }
   }
 
   /** Calls `plain` for each stretch of ordinary text and `addedTok` for each added token, in order. */
@@ -250,6 +255,7 @@ function mapOffsets(
     while (cStart + cBytes < bEnd) nextChar();
     const u1 = ci + cUnits;
     pos = bEnd;
+    if (segIds[k] < 0) continue; // bytes the vocabulary cannot represent: covered by nothing, like the reference
     ids.push(segIds[k]);
     if (seg.origStart === null || seg.origEnd === null) {
       starts.push(base + u0);
