@@ -216,6 +216,11 @@ export function referenceForward(
     const bv = cfg.attentionBias
       ? widen(w, p + "self_attn.v_proj.bias", nkv * hd)
       : null;
+    // HF Llama with attention_bias biases o_proj too; Qwen2 biases q/k/v only.
+    const bo =
+      cfg.attentionBias && cfg.family === "llama"
+        ? widen(w, p + "self_attn.o_proj.bias", H)
+        : null;
     const Wg = widen(w, p + "mlp.gate_proj.weight", I * H);
     const Wu = widen(w, p + "mlp.up_proj.weight", I * H);
     const Wd = widen(w, p + "mlp.down_proj.weight", H * I);
@@ -275,7 +280,7 @@ export function referenceForward(
         }
         if (wantProbs) layerProbs[h].push(pr);
       }
-      const o = linear(Wo, ctx, H, null);
+      const o = linear(Wo, ctx, H, bo);
       const hRes = new Float64Array(H);
       for (let i = 0; i < H; i++) hRes[i] = xs[t][i] + o[i];
 

@@ -1,5 +1,6 @@
 // Builds the decoder-only transformer (Llama / Qwen2 / Mistral) as one ONNX graph from a ModelConfig and its weights.
 import type { Checkpoint, ModelConfig } from '../types';
+import { hasOutputBias } from '../safetensors';
 import { GraphBuilder } from './onnx';
 import { IO, W } from './io';
 
@@ -172,6 +173,7 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
     });
     const wo = ckpt.readF32(W.proj(l, 'o'), [h, qDim]);
     pending = g.op('MatMul', [attnOut, g.initF32(`layers.${l}.o.weight_t`, [qDim, h], transposeConcat([wo], [h], qDim))]);
+    if (hasOutputBias(cfg)) pending = g.op('Add', [pending, g.initF32(W.projBias(l, 'o'), [h], ckpt.readF32(W.projBias(l, 'o'), [h]))]);
 
     [normed, hidden] = norm(W.postNorm(l));
     const wg = ckpt.readF32(W.mlp(l, 'gate'), [inter, h]);

@@ -1,3 +1,5 @@
+import { tensorNames } from '../safetensors';
+
 // The decoder graph's input/output names, spelled once. They follow the Hugging Face / onnxruntime-genai names.
 
 export const IO = {
@@ -18,14 +20,14 @@ export const IO = {
   queries: (layer: number): string => `queries.${layer}`,
 } as const;
 
-/** Hugging Face weight names for Llama / Qwen2 / Mistral checkpoints. */
+/** Hugging Face weight names, from the one table in safetensors.ts, shaped for the graph builder's use. */
 export const W = {
-  embed: 'model.embed_tokens.weight',
-  finalNorm: 'model.norm.weight',
-  lmHead: 'lm_head.weight',
-  inputNorm: (l: number): string => `model.layers.${l}.input_layernorm.weight`,
-  postNorm: (l: number): string => `model.layers.${l}.post_attention_layernorm.weight`,
-  proj: (l: number, p: 'q' | 'k' | 'v' | 'o'): string => `model.layers.${l}.self_attn.${p}_proj.weight`,
-  projBias: (l: number, p: 'q' | 'k' | 'v'): string => `model.layers.${l}.self_attn.${p}_proj.bias`,
-  mlp: (l: number, p: 'gate' | 'up' | 'down'): string => `model.layers.${l}.mlp.${p}_proj.weight`,
+  embed: tensorNames.embedTokens,
+  finalNorm: tensorNames.finalNorm,
+  lmHead: tensorNames.lmHead,
+  inputNorm: (l: number): string => tensorNames.layer(l).inputNorm,
+  postNorm: (l: number): string => tensorNames.layer(l).postAttentionNorm,
+  proj: (l: number, p: 'q' | 'k' | 'v' | 'o'): string => tensorNames.layer(l)[`${p}Proj`],
+  projBias: (l: number, p: 'q' | 'k' | 'v' | 'o'): string => tensorNames.layer(l)[`${p}Bias`],
+  mlp: (l: number, p: 'gate' | 'up' | 'down'): string => tensorNames.layer(l)[`${p}Proj`],
 } as const;

@@ -93,6 +93,10 @@ test('Qwen2: q/k/v biases', async () => {
   await checkAgainstReference(testConfig({ family: 'qwen2', attentionBias: true, tieWordEmbeddings: true }), FULL, { steps: [6, 2, 1] });
 });
 
+test('Llama with attention_bias: q/k/v and o_proj biases', async () => {
+  await checkAgainstReference(testConfig({ attentionBias: true }), FULL, { steps: [5, 1, 1] });
+});
+
 test('rope_theta and llama3 rope scaling', async () => {
   const cfg = testConfig({
     ropeTheta: 500000,

@@ -64,6 +64,7 @@ export function randomCheckpoint(cfg: ModelConfig, seed = 1, scale = 0.2): Check
       add(W.projBias(l, 'q'), [nHeads * d], 'bias');
       add(W.projBias(l, 'k'), [nKvHeads * d], 'bias');
       add(W.projBias(l, 'v'), [nKvHeads * d], 'bias');
+      if (cfg.family === 'llama') add(W.projBias(l, 'o'), [h], 'bias');
     }
     add(W.mlp(l, 'gate'), [inter, h]);
     add(W.mlp(l, 'up'), [inter, h]);
