@@ -98,8 +98,9 @@ export interface FileTokens {
 
 export interface CountTokensResult {
   readonly perFile: readonly FileTokens[];
-  /** Chat-template tokens around the user content. */
-  readonly frameTokens: number;
+  /** Chat-template tokens before the documents (part of the cacheable prefix) and after the question. */
+  readonly framePrefixTokens: number;
+  readonly frameSuffixTokens: number;
   /** "Question: ..." tokens. */
   readonly questionTokens: number;
   readonly model: ModelInfo;
@@ -520,7 +521,8 @@ export function isCountTokensResult(x: unknown): x is CountTokensResult {
   return (
     isObj(x) &&
     isArrayOf(x['perFile'], (f): f is FileTokens => isObj(f) && isStr(f['path']) && isNat(f['tokens']) && isNat(f['overhead'])) &&
-    isNat(x['frameTokens']) &&
+    isNat(x['framePrefixTokens']) &&
+    isNat(x['frameSuffixTokens']) &&
     isNat(x['questionTokens']) &&
     isModelInfo(x['model'])
   );

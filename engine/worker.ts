@@ -175,7 +175,8 @@ export class Worker {
     const footer = tok.encode(DOC_FOOTER).length;
     return {
       perFile: params.docs.map((d) => ({ path: d.path, tokens: tok.count(d.text), overhead: tok.encode(docHeader(d.path)).length + footer })),
-      frameTokens: tok.encode(l.frame.prefix, { allowSpecial: true }).length + tok.encode(l.frame.suffix, { allowSpecial: true }).length,
+      framePrefixTokens: tok.encode(l.frame.prefix, { allowSpecial: true }).length,
+      frameSuffixTokens: tok.encode(l.frame.suffix, { allowSpecial: true }).length,
       questionTokens: tok.encode(QUESTION_PREFIX + params.question).length,
       model: this.info(l),
     };
