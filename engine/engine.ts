@@ -6,8 +6,11 @@ import { loadConfig } from './config';
 import { openCheckpoint, validateCheckpoint } from './safetensors';
 import { loadTokenizer } from './tokenizer';
 import { loadChatTemplate, renderChat } from './chat';
+import * as os from 'node:os';
 import { Decoder } from './runtime/decoder';
-import type { KvState } from './runtime/kv';
+import { ropeInverseFrequencies } from './graph/decoder';
+import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
+import { CancelledError, Prefiller, type RetrievedBlock } from './prefill';
 import { assemblePrompt, frameFromTemplate, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
@@ -21,6 +24,16 @@ export interface EngineOptions {
   /** Prefill chunk size in tokens. */
   readonly chunkSize?: number;
   readonly threads?: number;
+  /** Folder of the persisted KV cache; null or absent = a private temporary store removed by dispose(). */
+  readonly cacheDir?: string | null;
+  /** Disk budget of the cache (LRU eviction past it). Default 2 GiB. */
+  readonly cacheMaxBytes?: number;
+  /** Block memory beyond the window; null = off. Default { topK: 4 }. */
+  readonly memory?: { readonly topK: number } | null;
+  /** Tokens per cached block. */
+  readonly blockSize?: number;
+  /** Receives cache problems (a corrupt entry, a read-only folder); default: stderr. */
+  readonly warn?: (msg: string) => void;
 }
 
 export interface AskRequest {
@@ -62,7 +75,12 @@ export interface AskResult {
   readonly stopReason: StopReason;
   readonly promptTokens: number;
   readonly reusedTokens: number;
+  /** Where reused tokens came from: the in-process state, blocks on disk, or nothing. */
+  readonly reusedFrom: 'none' | 'memory' | 'disk';
+  /** Tokens run through the model for this prompt (the question twice when block memory probes). */
   readonly computedTokens: number;
+  /** Far blocks brought back by block memory, with their scores. */
+  readonly retrieved: readonly RetrievedBlock[];
   readonly generatedTokens: number;
   readonly timings: { readonly prefillMs: number; readonly firstTokenMs: number; readonly decodeMs: number };
   readonly passages: Passage[];
@@ -71,12 +89,7 @@ export interface AskResult {
   readonly prompt: Prompt;
 }
 
-export class CancelledError extends Error {
-  constructor() {
-    super('cancelled');
-    this.name = 'CancelledError';
-  }
-}
+export { CancelledError };
 
 /** Reads the optional `attend_sink_tokens` key the built-in model's config.json carries. */
 function configuredSinks(modelDir: string): number | null {
@@ -96,23 +109,7 @@ export function resolveAttention(cfg: ModelConfig, modelDir: string, opts: Pick<
   return { window, sinks };
 }
 
-/** The state after a document prefix, remembered so the next question about the same documents skips its prefill. */
-interface PrefixEntry {
-  readonly ids: readonly number[];
-  readonly state: KvState;
-}
-
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
-
 export class Engine {
-  private prefixes: PrefixEntry[] = [];
-  private static readonly MAX_PREFIXES = 8;
-
   private constructor(
     readonly modelDir: string,
     readonly cfg: ModelConfig,
@@ -121,6 +118,10 @@ export class Engine {
     readonly attention: AttentionSpec,
     private readonly decoder: Decoder,
     readonly chunkSize: number,
+    readonly store: KvBlockStore,
+    private readonly prefiller: Prefiller,
+    /** A temporary store folder this engine owns and removes on dispose. */
+    private readonly ownedCacheDir: string | null,
   ) {}
 
   static async load(opts: EngineOptions): Promise<Engine> {
@@ -136,67 +137,73 @@ export class Engine {
       template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null,
     );
     const attention = resolveAttention(cfg, dir, opts);
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_TOKENS;
+    const memory = opts.memory === undefined ? { topK: 4 } : opts.memory;
+    const warn = opts.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
     const ckpt = openCheckpoint(dir);
+    let decoder: Decoder;
     try {
       validateCheckpoint(cfg, ckpt);
-      const decoder = await Decoder.create(cfg, ckpt, { attention, ...(opts.threads ? { threads: opts.threads } : {}) });
-      return new Engine(dir, cfg, tokenizer, frame, attention, decoder, opts.chunkSize ?? 256);
+      decoder = await Decoder.create(cfg, ckpt, {
+        attention,
+        forceBiasMask: memory !== null,
+        ...(opts.threads ? { threads: opts.threads } : {}),
+      });
     } finally {
       ckpt.close();
     }
+    const ownedCacheDir = opts.cacheDir ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'attend-kv-'));
+    const cacheDir = opts.cacheDir ?? ownedCacheDir!;
+    const fingerprint = modelFingerprint(dir, { window: attention.window, sinks: attention.sinks, blockSize, dtype: 'f32' }, opts.cacheDir ?? undefined);
+    const store = new KvBlockStore(cacheDir, {
+      maxBytes: opts.cacheMaxBytes ?? 2 * 2 ** 30,
+      geometry: decoder.shape,
+      fingerprint,
+      warn,
+    });
+    const chunkSize = opts.chunkSize ?? 256;
+    const prefiller = new Prefiller({
+      cfg,
+      decoder,
+      spec: attention,
+      store,
+      blockSize,
+      chunkSize,
+      memoryTopK: memory ? memory.topK : null,
+      invFreq: ropeInverseFrequencies(cfg),
+      warn,
+    });
+    return new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, store, prefiller, ownedCacheDir);
   }
 
   buildPrompt(docs: readonly SourceDoc[], question: string): Prompt {
     return assemblePrompt(this.tokenizer, this.frame, docs, question);
   }
 
-  /** Longest remembered document prefix of `ids` (exactly at a remembered boundary). */
-  private lookupPrefix(ids: readonly number[], limit: number): PrefixEntry | null {
-    let best: PrefixEntry | null = null;
-    for (const e of this.prefixes) {
-      if (e.ids.length <= limit && commonPrefix(e.ids, ids) === e.ids.length && (!best || e.ids.length > best.ids.length)) best = e;
-    }
-    return best;
-  }
-
-  private remember(ids: readonly number[], state: KvState): void {
-    this.prefixes = [{ ids: ids.slice(), state }, ...this.prefixes.filter((e) => e.ids.length !== ids.length || commonPrefix(e.ids, ids) !== ids.length)];
-    this.prefixes.length = Math.min(this.prefixes.length, Engine.MAX_PREFIXES);
-  }
-
+  /** Forgets the in-process context states (the disk cache stays). */
   clearMemoryCache(): void {
-    this.prefixes = [];
+    this.prefiller.forget();
   }
 
-  /** tokenize -> prefill (reusing a cached prefix) -> decode -> sample -> stream -> attribute. */
+  /** Empties the persisted KV cache of every model in the cache folder, and the in-process states. */
+  clearCache(): void {
+    this.prefiller.forget();
+    this.store.clear();
+  }
+
+  /** tokenize -> prefill (restoring what the cache has) -> decode -> sample -> stream -> attribute. */
   async ask(req: AskRequest, hooks: AskHooks = {}): Promise<AskResult> {
     const t0 = performance.now();
     const prompt = this.buildPrompt(req.docs, req.question);
     const ids = prompt.ids;
     hooks.onPrompt?.(prompt);
-    const check = (): void => {
-      if (hooks.signal?.aborted) throw new CancelledError();
-    };
-
-    // Prefill: documents in chunks (remembering the state at the document boundary), then the question.
-    const cached = this.lookupPrefix(ids, prompt.contextLength);
-    let state = cached ? cached.state : this.decoder.emptyState();
-    const reused = cached ? cached.ids.length : 0;
-    let done = reused;
-    hooks.onProgress?.({ phase: 'prefill', done, total: ids.length, reused });
-    let last: Awaited<ReturnType<Decoder['step']>> | null = null;
-    while (done < ids.length) {
-      check();
-      const boundary = done < prompt.contextLength ? prompt.contextLength : ids.length;
-      const end = Math.min(done + this.chunkSize, boundary);
-      const isLast = end === ids.length;
-      last = await this.decoder.step(state, ids.slice(done, end), { attentions: isLast });
-      state = last.state;
-      done = end;
-      if (done === prompt.contextLength && prompt.contextLength > 0) this.remember(ids.slice(0, done), state);
-      hooks.onProgress?.({ phase: 'prefill', done, total: ids.length, reused });
-    }
-    if (!last) throw new Error('empty prompt');
+    const pre = await this.prefiller.run(ids, prompt.contextLength, {
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
+      onProgress: (p) => hooks.onProgress?.({ phase: 'prefill', ...p }),
+    });
+    let state = pre.state;
+    const last = pre.last;
+    const reused = pre.reused;
     const prefillMs = performance.now() - t0;
 
     // Decode.
@@ -254,7 +261,9 @@ export class Engine {
       stopReason,
       promptTokens: ids.length,
       reusedTokens: reused,
-      computedTokens: ids.length - reused,
+      reusedFrom: pre.reusedFrom,
+      computedTokens: pre.computed,
+      retrieved: pre.retrieved,
       generatedTokens: tokens.length,
       timings: { prefillMs, firstTokenMs, decodeMs },
       passages: buildPassages(
@@ -269,5 +278,6 @@ export class Engine {
 
   async dispose(): Promise<void> {
     await this.decoder.dispose();
+    if (this.ownedCacheDir) fs.rmSync(this.ownedCacheDir, { recursive: true, force: true });
   }
 }

@@ -130,7 +130,10 @@ export interface SlotBatch {
   readonly values: readonly Float32Array[];
 }
 
-/** Merges `batch` into `state` as pinned slots, keeping slots ordered by position (positions must not collide). */
+/**
+ * Merges `batch` into `state` as pinned slots, keeping slots ordered by position. A batch slot may share a position
+ * with a cached one (relocated memory placed inside the window); it then goes first.
+ */
 export function insertPinned(state: KvState, shape: KvShape, batch: SlotBatch): KvState {
   const m = batch.positions.length;
   if (m === 0) return state;
@@ -141,10 +144,7 @@ export function insertPinned(state: KvState, shape: KvShape, batch: SlotBatch): 
   let j = 0;
   while (i < state.nSlots || j < m) {
     if (j >= m || (i < state.nSlots && state.positions[i] < batch.positions[j])) order.push([0, i++]);
-    else {
-      if (i < state.nSlots && state.positions[i] === batch.positions[j]) throw new Error(`insertPinned: position ${batch.positions[j]} already in the cache`);
-      order.push([1, j++]);
-    }
+    else order.push([1, j++]);
   }
   const { nKvHeads, headDim } = shape;
   const merge = (a: Float32Array, b: Float32Array): Float32Array => {

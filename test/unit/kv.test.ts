@@ -84,5 +84,11 @@ test('insertPinned merges by position and marks the new slots pinned', () => {
   // head 1, slot 2 is the first inserted key of layer 1; head 1, slot 4 is the old slot 2 (position 7).
   assert.equal(out.keys[1][(1 * 6 + 2) * 8], -2);
   assert.equal(out.keys[1][(1 * 6 + 4) * 8], st.keys[1][(1 * 4 + 2) * 8]);
-  assert.throws(() => insertPinned(st, shape, { ...batch, positions: Int32Array.from([1, 5]) }), /already in the cache/);
+  const tied = insertPinned(st, shape, { ...batch, positions: Int32Array.from([1, 7]) });
+  assert.deepEqual(Array.from(tied.positions), [0, 1, 1, 7, 7, 8]);
+  assert.deepEqual(Array.from(tied.pinned), [0, 1, 0, 1, 0, 0]);
+  // The bias still follows the rule with tied positions.
+  const bias = attentionBias(tied, { window: 2, sinks: 1 }, 1);
+  // Query at 9, window 2, 1 sink: sink, both pinned slots, position 8 and itself are visible; positions 1 and 7 are not.
+  assert.deepEqual(Array.from(bias), [0, 0, -Infinity, 0, -Infinity, 0, 0]);
 });

@@ -1,0 +1,149 @@
+// Block memory beyond the window (InfLLM-style): score blocks that left the window with the question's queries,
+// and bring the best ones back next to the sinks and the local window.
+import type { ModelConfig } from './types';
+import type { KvShape, SlotBatch } from './runtime/kv';
+
+/** One stored block: prompt positions [start, end) with per-layer keys/values (1, nKvHeads, len, headDim). */
+export interface MemoryBlock {
+  readonly start: number;
+  readonly end: number;
+  readonly keys: readonly Float32Array[];
+  readonly values: readonly Float32Array[];
+}
+
+/**
+ * Block relevance as the attention mass full attention would give it: for every layer, query head and question token,
+ * the block's share of exp(q·k/√d) among all candidate blocks, summed. Blocks are visited once, one at a time, so
+ * memory stays flat however many there are.
+ * `queries[l]` is (nQuestion, nHeads * headDim) as the graph exports them (rotated at the question's positions; the
+ * keys carry their own rotation, so q·k sees the true relative distance, as full attention would).
+ */
+export function scoreBlocks(
+  cfg: ModelConfig,
+  queries: readonly Float32Array[],
+  nQuestion: number,
+  blockCount: number,
+  load: (i: number) => MemoryBlock | null,
+): Float64Array {
+  const { nLayers, nHeads, nKvHeads, headDim: d } = cfg;
+  const group = nHeads / nKvHeads;
+  const scale = 1 / Math.sqrt(d);
+  const cells = nLayers * nHeads * nQuestion;
+  // log-sum-exp of each (block, layer, head, token) cell, then normalised per cell over blocks.
+  const lse = new Float64Array(blockCount * cells).fill(-Infinity);
+  for (let b = 0; b < blockCount; b++) {
+    const block = load(b);
+    if (!block) continue;
+    const len = block.end - block.start;
+    for (let l = 0; l < nLayers; l++) {
+      const keys = block.keys[l];
+      const q = queries[l];
+      for (let h = 0; h < nHeads; h++) {
+        const kvBase = Math.floor(h / group) * len * d;
+        for (let t = 0; t < nQuestion; t++) {
+          const qBase = (t * nHeads + h) * d;
+          let max = -Infinity;
+          const dots = new Float64Array(len);
+          for (let k = 0; k < len; k++) {
+            let dot = 0;
+            const kb = kvBase + k * d;
+            for (let i = 0; i < d; i++) dot += q[qBase + i] * keys[kb + i];
+            dots[k] = dot * scale;
+            if (dots[k] > max) max = dots[k];
+          }
+          let sum = 0;
+          for (let k = 0; k < len; k++) sum += Math.exp(dots[k] - max);
+          lse[b * cells + (l * nHeads + h) * nQuestion + t] = max + Math.log(sum);
+        }
+      }
+    }
+  }
+  const scores = new Float64Array(blockCount);
+  for (let c = 0; c < cells; c++) {
+    let max = -Infinity;
+    for (let b = 0; b < blockCount; b++) max = Math.max(max, lse[b * cells + c]);
+    if (max === -Infinity) continue;
+    let total = 0;
+    for (let b = 0; b < blockCount; b++) total += Math.exp(lse[b * cells + c] - max);
+    for (let b = 0; b < blockCount; b++) scores[b] += Math.exp(lse[b * cells + c] - max) / total;
+  }
+  return scores;
+}
+
+/** Indices of the `k` best blocks, returned in position order. */
+export function topBlocks(scores: Float64Array, k: number): number[] {
+  return Array.from(scores.keys())
+    .filter((b) => scores[b] > 0)
+    .sort((a, b) => scores[b] - scores[a])
+    .slice(0, k)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Re-rotates RoPE keys from the positions they were computed at to new ones (rotations compose, so rotating by the
+ * difference is exact up to rounding). keys: (1, nKvHeads, len, headDim).
+ */
+export function rerotateKeys(keys: Float32Array, shape: KvShape, from: Int32Array, to: Int32Array, invFreq: Float32Array): Float32Array {
+  const { nKvHeads, headDim: d } = shape;
+  const len = from.length;
+  const half = d / 2;
+  const out = new Float32Array(keys.length);
+  for (let t = 0; t < len; t++) {
+    const delta = to[t] - from[t];
+    for (let i = 0; i < half; i++) {
+      const a = delta * invFreq[i];
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      for (let h = 0; h < nKvHeads; h++) {
+        const base = (h * len + t) * d;
+        const x1 = keys[base + i];
+        const x2 = keys[base + i + half];
+        out[base + i] = x1 * c - x2 * s;
+        out[base + i + half] = x2 * c + x1 * s;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The chosen blocks as one batch of pinned slots, relocated to consecutive positions ending just before `end`.
+ * InfLLM gives memory one position at the edge of the local window; a model trained only on a short window has never
+ * seen keys that far away, so the engine places retrieved text right before the question, where training put the
+ * answers (those positions may also hold window tokens: attention is over a set of keys, each with its own rotation).
+ * If there is no room above the sinks, the blocks keep their own positions.
+ */
+export function relocatedBatch(blocks: readonly MemoryBlock[], shape: KvShape, invFreq: Float32Array, end: number, sinks: number): SlotBatch {
+  const total = blocks.reduce((n, b) => n + (b.end - b.start), 0);
+  const first = end - total;
+  const relocate = first >= sinks;
+  const { nLayers, nKvHeads, headDim } = shape;
+  const positions = new Int32Array(total);
+  const origins = new Int32Array(total);
+  let at = 0;
+  for (const b of blocks) {
+    for (let p = b.start; p < b.end; p++, at++) {
+      origins[at] = p;
+      positions[at] = relocate ? first + at : p;
+    }
+  }
+  const concat = (pick: (b: MemoryBlock) => Float32Array): Float32Array => {
+    const out = new Float32Array(nKvHeads * total * headDim);
+    let t0 = 0;
+    for (const b of blocks) {
+      const len = b.end - b.start;
+      const src = pick(b);
+      for (let h = 0; h < nKvHeads; h++) out.set(src.subarray(h * len * headDim, (h + 1) * len * headDim), (h * total + t0) * headDim);
+      t0 += len;
+    }
+    return out;
+  };
+  const keys: Float32Array[] = [];
+  const values: Float32Array[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    const k = concat((b) => b.keys[l]);
+    keys.push(relocate ? rerotateKeys(k, shape, origins, positions, invFreq) : k);
+    values.push(concat((b) => b.values[l]));
+  }
+  return { positions, origins, keys, values };
+}

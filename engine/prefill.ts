@@ -1,0 +1,294 @@
+// Prefill with a persisted cache: restore the longest stored prefix from KV blocks on disk, compute the rest in
+// block-aligned chunks while writing new blocks, and (block memory) bring far blocks back for the question.
+import type { AttentionSpec, ModelConfig } from './types';
+import type { Decoder, StepResult } from './runtime/decoder';
+import { insertPinned, type KvState } from './runtime/kv';
+import { blockHashes, type KvBlock, type KvBlockStore } from './kvstore';
+import { relocatedBatch, rerotateKeys, scoreBlocks, topBlocks, type MemoryBlock } from './memory';
+
+export interface PrefillProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly reused: number;
+}
+
+export interface RetrievedBlock {
+  readonly start: number;
+  readonly end: number;
+  readonly score: number;
+}
+
+export interface PrefillResult {
+  /** State after the whole prompt, and the step that fed its last tokens (logits + attention of the last position). */
+  readonly state: KvState;
+  readonly last: StepResult;
+  readonly reused: number;
+  /** Where the reuse came from. */
+  readonly reusedFrom: 'none' | 'memory' | 'disk';
+  /** Tokens run through the model, including the question's retrieval probe. */
+  readonly computed: number;
+  readonly retrieved: readonly RetrievedBlock[];
+  /** Blocks that were candidates for retrieval (outside the window, stored). */
+  readonly memoryCandidates: number;
+}
+
+export interface PrefillDeps {
+  readonly cfg: ModelConfig;
+  readonly decoder: Decoder;
+  readonly spec: AttentionSpec;
+  /** Null: no persisted cache (and no block memory). */
+  readonly store: KvBlockStore | null;
+  readonly blockSize: number;
+  readonly chunkSize: number;
+  readonly memoryTopK: number | null;
+  readonly invFreq: Float32Array;
+  readonly warn: (msg: string) => void;
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** The state remembered in memory at a context boundary (exact token match). */
+export interface RememberedPrefix {
+  readonly ids: readonly number[];
+  readonly state: KvState;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class Prefiller {
+  private remembered: RememberedPrefix[] = [];
+  private static readonly MAX_REMEMBERED = 4;
+
+  constructor(private readonly d: PrefillDeps) {}
+
+  forget(): void {
+    this.remembered = [];
+  }
+
+  /** Positions a query at `at` can see among [0, at): the slots a restored state must hold. */
+  private neededBlocks(at: number): number[] {
+    const B = this.d.blockSize;
+    const { window, sinks } = this.d.spec;
+    const need = new Set<number>();
+    const lowest = window === null ? 0 : Math.max(0, at - window + 1);
+    for (let b = Math.floor(lowest / B); b * B < at; b++) need.add(b);
+    for (let b = 0; b * B < Math.min(sinks, at); b++) need.add(b);
+    return [...need].sort((a, b) => a - b);
+  }
+
+  /** State at position R = m * blockSize rebuilt from stored blocks, or null if one is missing or bad. */
+  private restore(m: number, hashes: readonly string[], ids: readonly number[]): KvState | null {
+    const store = this.d.store!;
+    const B = this.d.blockSize;
+    const R = m * B;
+    const { window, sinks } = this.d.spec;
+    const blocks: { b: number; data: KvBlock }[] = [];
+    for (const b of this.neededBlocks(R)) {
+      const data = store.read(hashes[b], ids.slice(b * B, (b + 1) * B));
+      if (!data) return null;
+      blocks.push({ b, data });
+    }
+    const shape = this.d.decoder.shape;
+    const keepPos = (p: number): boolean => p < sinks || window === null || R - p < window;
+    const slots: { block: KvBlock; t: number; pos: number }[] = [];
+    for (const { data } of blocks) {
+      for (let t = 0; t < data.positions.length; t++) if (keepPos(data.positions[t])) slots.push({ block: data, t, pos: data.positions[t] });
+    }
+    const n = slots.length;
+    const gather = (pick: (blk: KvBlock) => Float32Array): Float32Array => {
+      const out = new Float32Array(shape.nKvHeads * n * shape.headDim);
+      slots.forEach((s, i) => {
+        const src = pick(s.block);
+        const len = s.block.positions.length;
+        for (let h = 0; h < shape.nKvHeads; h++) {
+          const from = (h * len + s.t) * shape.headDim;
+          out.set(src.subarray(from, from + shape.headDim), (h * n + i) * shape.headDim);
+        }
+      });
+      return out;
+    };
+    return {
+      nSlots: n,
+      positions: Int32Array.from(slots, (s) => s.pos),
+      origins: Int32Array.from(slots, (s) => s.pos),
+      pinned: new Uint8Array(n),
+      keys: Array.from({ length: shape.nLayers }, (_, l) => gather((blk) => blk.keys[l])),
+      values: Array.from({ length: shape.nLayers }, (_, l) => gather((blk) => blk.values[l])),
+      nextPos: R,
+    };
+  }
+
+  /** Longest stored block prefix of the context that can be restored. */
+  private fromDisk(ctx: readonly number[], hashes: readonly string[]): { state: KvState; length: number } | null {
+    const store = this.d.store;
+    if (!store) return null;
+    for (let m = hashes.length; m > 0; m--) {
+      if (!store.has(hashes[m - 1])) continue;
+      if (!this.neededBlocks(m * this.d.blockSize).every((b) => store.has(hashes[b]))) continue;
+      const state = this.restore(m, hashes, ctx);
+      if (state) return { state, length: m * this.d.blockSize };
+    }
+    return null;
+  }
+
+  private writeBlocks(ctx: readonly number[], hashes: readonly string[], from: number, newKv: NonNullable<StepResult['newKv']>): void {
+    const store = this.d.store;
+    if (!store || store.readOnlyReason !== null) return;
+    const B = this.d.blockSize;
+    const shape = this.d.decoder.shape;
+    const n = newKv.keys[0].length / (shape.nKvHeads * shape.headDim);
+    for (let b = Math.ceil(from / B); (b + 1) * B <= from + n && b < hashes.length; b++) {
+      if (store.has(hashes[b])) continue;
+      const t0 = b * B - from;
+      const cut = (a: Float32Array): Float32Array => {
+        const out = new Float32Array(shape.nKvHeads * B * shape.headDim);
+        for (let h = 0; h < shape.nKvHeads; h++) out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + B) * shape.headDim), h * B * shape.headDim);
+        return out;
+      };
+      store.write(hashes[b], {
+        tokenIds: Int32Array.from(ctx.slice(b * B, (b + 1) * B)),
+        positions: Int32Array.from({ length: B }, (_, i) => b * B + i),
+        keys: newKv.keys.map(cut),
+        values: newKv.values.map(cut),
+      });
+    }
+  }
+
+  /**
+   * Runs the prompt: `ids[0, contextLength)` are the documents (cached), the rest the question (always computed).
+   */
+  async run(ids: readonly number[], contextLength: number, hooks: { signal?: AbortSignal; onProgress?(p: PrefillProgress): void }): Promise<PrefillResult> {
+    const { decoder, blockSize: B } = this.d;
+    const check = (): void => {
+      if (hooks.signal?.aborted) throw new CancelledError();
+    };
+    const ctx = ids.slice(0, contextLength);
+    const hashes = this.d.store ? blockHashes(this.d.store.fingerprint, ctx, B) : [];
+
+    // 1. Reuse: an exact context state in memory beats blocks on disk.
+    let state: KvState = decoder.emptyState();
+    let reused = 0;
+    let reusedFrom: PrefillResult['reusedFrom'] = 'none';
+    const mem = this.remembered.find((e) => e.ids.length === contextLength && commonPrefix(e.ids, ctx) === contextLength);
+    if (mem && contextLength > 0) {
+      state = mem.state;
+      reused = contextLength;
+      reusedFrom = 'memory';
+    } else {
+      const disk = this.fromDisk(ctx, hashes);
+      if (disk) {
+        state = disk.state;
+        reused = disk.length;
+        reusedFrom = 'disk';
+      }
+    }
+    hooks.onProgress?.({ done: reused, total: ids.length, reused });
+
+    // 2. The rest of the documents, in block-aligned chunks, writing each completed block.
+    const chunk = Math.max(B, Math.floor(this.d.chunkSize / B) * B);
+    let done = reused;
+    let computed = 0;
+    let last: StepResult | null = null;
+    while (done < contextLength) {
+      check();
+      const end = Math.min(done + chunk, contextLength);
+      last = await decoder.step(state, ctx.slice(done, end), { captureNew: this.d.store !== null });
+      if (last.newKv) this.writeBlocks(ctx, hashes, done, last.newKv);
+      state = last.state;
+      computed += end - done;
+      done = end;
+      hooks.onProgress?.({ done, total: ids.length, reused });
+    }
+    if (contextLength > 0 && reusedFrom !== 'memory') {
+      this.remembered = [{ ids: ctx, state }, ...this.remembered].slice(0, Prefiller.MAX_REMEMBERED);
+    }
+
+    // 3. Block memory: blocks that left the window, scored by the question's queries; the best rejoin as pinned slots.
+    const question = ids.slice(contextLength);
+    let retrieved: RetrievedBlock[] = [];
+    let candidates = 0;
+    if (this.d.memoryTopK && this.d.store && this.d.spec.window !== null && question.length > 0) {
+      const picked = await this.retrieve(state, question, ctx, hashes);
+      state = picked.state;
+      retrieved = picked.retrieved;
+      candidates = picked.candidates;
+      computed += picked.probeTokens;
+    }
+
+    // 4. The question, with attention for the last position (it attributes the first answer token).
+    for (let at = 0; at < question.length; ) {
+      check();
+      const end = Math.min(at + chunk, question.length);
+      last = await decoder.step(state, question.slice(at, end), { attentions: end === question.length });
+      state = last.state;
+      computed += end - at;
+      at = end;
+    }
+    hooks.onProgress?.({ done: ids.length, total: ids.length, reused });
+    if (!last) throw new Error('empty prompt');
+    return { state, last, reused, reusedFrom, computed, retrieved, memoryCandidates: candidates };
+  }
+
+  private async retrieve(
+    state: KvState,
+    question: readonly number[],
+    ctx: readonly number[],
+    hashes: readonly string[],
+  ): Promise<{ state: KvState; retrieved: RetrievedBlock[]; candidates: number; probeTokens: number }> {
+    const { cfg, decoder, spec, blockSize: B } = this.d;
+    const store = this.d.store!;
+    const before = state.nextPos - spec.window! + 1; // first position of the question's local window
+    const placeEnd = state.nextPos; // retrieved blocks are placed right before the question
+    const candidateIdx: number[] = [];
+    for (let b = 0; (b + 1) * B <= before && b < hashes.length; b++) {
+      if ((b + 1) * B > spec.sinks && store.has(hashes[b])) candidateIdx.push(b);
+    }
+    if (candidateIdx.length === 0) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
+
+    const shape = decoder.shape;
+    const load = (b: number): MemoryBlock | null => {
+      const blk = store.read(hashes[b], ctx.slice(b * B, (b + 1) * B));
+      if (!blk) return null;
+      // Sink positions are in the cache already; a retrieved block brings only the rest.
+      const skip = Math.max(0, spec.sinks - b * B);
+      if (skip === 0) return { start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values };
+      const len = B - skip;
+      const cut = (a: Float32Array): Float32Array => {
+        const out = new Float32Array(shape.nKvHeads * len * shape.headDim);
+        for (let h = 0; h < shape.nKvHeads; h++) out.set(a.subarray((h * B + skip) * shape.headDim, (h + 1) * B * shape.headDim), h * len * shape.headDim);
+        return out;
+      };
+      return { start: b * B + skip, end: (b + 1) * B, keys: blk.keys.map(cut), values: blk.values.map(cut) };
+    };
+    // Probe: the question's queries at its real positions.
+    const probe = await decoder.step(state, question, { queries: true });
+    // Score each block as if it sat right before the question, where retrieved blocks will be placed.
+    const scores = scoreBlocks(cfg, probe.queries!, question.length, candidateIdx.length, (i) => {
+      const blk = load(candidateIdx[i]);
+      if (!blk) return null;
+      const len = blk.end - blk.start;
+      const from = Int32Array.from({ length: len }, (_, t) => blk.start + t);
+      const to = Int32Array.from({ length: len }, (_, t) => placeEnd - len + t);
+      return { ...blk, keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)) };
+    });
+    const best = topBlocks(scores, this.d.memoryTopK!);
+    const blocks = best.map((i) => load(candidateIdx[i])).filter((b): b is MemoryBlock => b !== null);
+    const batch = relocatedBatch(blocks, shape, this.d.invFreq, placeEnd, spec.sinks);
+    return {
+      state: insertPinned(state, shape, batch),
+      retrieved: best.map((i) => ({ start: candidateIdx[i] * B, end: (candidateIdx[i] + 1) * B, score: scores[i] })),
+      candidates: candidateIdx.length,
+      probeTokens: question.length,
+    };
+  }
+}

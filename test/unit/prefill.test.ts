@@ -1,0 +1,196 @@
+// Persisted KV cache through the prefiller: restore equals recomputation, edits reuse the unchanged prefix, bad entries
+// are recomputed; block memory scoring and relocation.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Decoder } from '../../engine/runtime/decoder';
+import { ropeInverseFrequencies } from '../../engine/graph/decoder';
+import { KvBlockStore } from '../../engine/kvstore';
+import { Prefiller } from '../../engine/prefill';
+import { rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
+import type { AttentionSpec } from '../../engine/types';
+import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
+
+const cfg = testConfig();
+const spec: AttentionSpec = { window: 48, sinks: 4 };
+const B = 16;
+
+function ids(n: number, seed: number): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize));
+}
+
+async function setup(dir: string, memoryTopK: number | null = null, warn: (m: string) => void = () => {}) {
+  const decoder = await Decoder.create(cfg, randomCheckpoint(cfg, 3), { attention: spec, forceBiasMask: true });
+  const store = new KvBlockStore(dir, { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'ab'.repeat(32), warn });
+  const prefiller = new Prefiller({
+    cfg,
+    decoder,
+    spec,
+    store,
+    blockSize: B,
+    chunkSize: 32,
+    memoryTopK,
+    invFreq: ropeInverseFrequencies(cfg),
+    warn,
+  });
+  return { decoder, store, prefiller };
+}
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'attend-prefill-'));
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+test('a prefix restored from disk in a fresh prefiller gives the logits of a full recomputation', async () => {
+  const dir = tmp();
+  const prompt = ids(150, 1);
+  const ctxLen = 140;
+  const cold = await setup(dir);
+  const a = await cold.prefiller.run(prompt, ctxLen, {});
+  assert.equal(a.reused, 0);
+  assert.equal(a.reusedFrom, 'none');
+  assert.equal(a.computed, 150);
+  await cold.decoder.dispose();
+
+  const warm = await setup(dir);
+  const b = await warm.prefiller.run(prompt, ctxLen, {});
+  assert.equal(b.reusedFrom, 'disk');
+  assert.equal(b.reused, 128, 'the last full block boundary before the question');
+  assert.equal(b.computed, 150 - 128);
+  assert.ok(maxDiff(a.last.logits, b.last.logits) < 1e-5, `logits differ by ${maxDiff(a.last.logits, b.last.logits)}`);
+
+  // Same engine again: the in-process state covers the whole context.
+  const c = await warm.prefiller.run(prompt, ctxLen, {});
+  assert.equal(c.reusedFrom, 'memory');
+  assert.equal(c.reused, ctxLen);
+  assert.ok(maxDiff(a.last.logits, c.last.logits) < 1e-5);
+  await warm.decoder.dispose();
+});
+
+test('after an edit, everything before the first changed block is reused and the result equals recomputation', async () => {
+  const dir = tmp();
+  const prompt = ids(170, 2);
+  const first = await setup(dir);
+  await first.prefiller.run(prompt, 160, {});
+  const edited = prompt.slice();
+  edited[70] = (edited[70] + 1) % cfg.vocabSize; // block 4 (64..79) changes
+  const second = await setup(dir);
+  const r = await second.prefiller.run(edited, 160, {});
+  assert.equal(r.reusedFrom, 'disk');
+  assert.equal(r.reused, 64);
+  const fresh = await setup(tmp());
+  const ref = await fresh.prefiller.run(edited, 160, {});
+  assert.ok(maxDiff(r.last.logits, ref.last.logits) < 1e-5);
+  for (const s of [first, second, fresh]) await s.decoder.dispose();
+});
+
+test('a corrupt block is reported, removed and recomputed; the answer is unchanged', async () => {
+  const dir = tmp();
+  const prompt = ids(150, 4);
+  const cold = await setup(dir);
+  const a = await cold.prefiller.run(prompt, 140, {});
+  // Flip a byte in the middle of every stored block file.
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.kv')) files.push(p);
+    }
+  };
+  walk(dir);
+  assert.ok(files.length >= 8, `expected the context's blocks on disk, found ${files.length}`);
+  for (const f of files) {
+    const buf = fs.readFileSync(f);
+    buf[Math.floor(buf.length / 2)] ^= 0xff;
+    fs.writeFileSync(f, buf);
+  }
+  const warnings: string[] = [];
+  const warm = await setup(dir, null, (m) => warnings.push(m));
+  const b = await warm.prefiller.run(prompt, 140, {});
+  assert.equal(b.reused, 0);
+  assert.ok(warnings.length > 0, 'a warning names the bad entry');
+  assert.ok(maxDiff(a.last.logits, b.last.logits) < 1e-5);
+  for (const s of [cold, warm]) await s.decoder.dispose();
+});
+
+test('cancellation during prefill throws CancelledError and leaves only complete blocks', async () => {
+  const dir = tmp();
+  const s = await setup(dir);
+  const ac = new AbortController();
+  let steps = 0;
+  await assert.rejects(
+    s.prefiller.run(ids(300, 5), 290, {
+      signal: ac.signal,
+      onProgress: () => {
+        if (++steps === 3) ac.abort();
+      },
+    }),
+    /cancelled/,
+  );
+  const again = await setup(dir);
+  const r = await again.prefiller.run(ids(300, 5), 290, {});
+  assert.ok(r.reused > 0 && r.reused % B === 0);
+  for (const x of [s, again]) await x.decoder.dispose();
+});
+
+test('block memory: far blocks are candidates, the chosen ones rejoin as pinned slots with their prompt origins', async () => {
+  const dir = tmp();
+  const s = await setup(dir, 2);
+  const prompt = ids(260, 6);
+  const r = await s.prefiller.run(prompt, 250, {});
+  // Blocks entirely before the question's window start (250 - 48 + 1 = 203), past the sinks: 0..11 → 12 candidates.
+  assert.equal(r.memoryCandidates, 12);
+  assert.equal(r.retrieved.length, 2);
+  for (const b of r.retrieved) assert.ok(b.end <= 203);
+  const origins = new Set(Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1));
+  for (const b of r.retrieved) for (let p = b.start; p < b.end; p++) assert.ok(origins.has(p), `origin ${p} of a retrieved block is in the cache`);
+  // The last step's attention keys carry the retrieved origins too (attribution reaches far passages).
+  const keys = new Set(r.last.attentions!.keyPositions);
+  assert.ok(r.retrieved.every((b) => keys.has(b.start)));
+  await s.decoder.dispose();
+});
+
+test('scoreBlocks ranks the block whose keys match the queries first', () => {
+  const small = testConfig({ nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 8 });
+  const q = new Float32Array(2 * 8).fill(0);
+  q[0] = 3; // head 0 looks along dimension 0
+  q[8 + 1] = 3; // head 1 along dimension 1
+  const block = (hot: boolean) => {
+    const k = new Float32Array(4 * 8).fill(0.1);
+    if (hot) {
+      k[2 * 8 + 0] = 4;
+      k[2 * 8 + 1] = 4;
+    }
+    return { start: 0, end: 4, keys: [k], values: [new Float32Array(32)] };
+  };
+  const scores = scoreBlocks(small, [q], 1, 3, (i) => block(i === 1));
+  assert.deepEqual(topBlocks(scores, 1), [1]);
+  assert.ok(Math.abs(scores[0] + scores[1] + scores[2] - 2) < 1e-9, 'shares sum to one per (layer, head, token)');
+});
+
+test('re-rotating keys by a position delta equals computing them at the new position', async () => {
+  const dec = await Decoder.create(cfg, randomCheckpoint(cfg, 8), { attention: { window: null, sinks: 0 } });
+  const toks = ids(6, 9);
+  const at0 = await dec.step(dec.emptyState(), toks, { captureNew: true });
+  // Same tokens fed at positions 100.. in a state with nothing cached: only the first token's key is comparable
+  // (later ones attend to different histories), so compare the first token of each layer's first layer input.
+  const shifted = await dec.step({ ...dec.emptyState(), nextPos: 100 }, toks.slice(0, 1), { captureNew: true });
+  const one = await dec.step(dec.emptyState(), toks.slice(0, 1), { captureNew: true });
+  const from = Int32Array.from([0]);
+  const to = Int32Array.from([100]);
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const moved = rerotateKeys(one.newKv!.keys[l], dec.shape, from, to, ropeInverseFrequencies(cfg));
+    assert.ok(maxDiff(moved, shifted.newKv!.keys[l]) < 1e-4, `layer ${l}: ${maxDiff(moved, shifted.newKv!.keys[l])}`);
+  }
+  assert.ok(at0.newKv!.keys[0].length === cfg.nKvHeads * 6 * cfg.headDim);
+  await dec.dispose();
+});
