@@ -1,0 +1,204 @@
+// One question, start to finish: gather the scope, count with the engine's tokenizer, pack the budget (naming what
+// is left out), stream the answer into the panel under a cancellable progress notification, then show the passages
+// in the panel and as editor highlights.
+
+import * as vscode from 'vscode';
+import { randomBytes } from 'node:crypto';
+import type { Ctx } from './context';
+import { gather, type Gathered, type ScopeSpec } from './sources';
+import { computeMeter, formatCount, progressLabel, type MeterResult } from './meter';
+import { sentenceViews, splitSentences, supportedSpan } from './sentences';
+import { EngineRequestError } from './engineClient';
+import type { AskResultWire, PassageView, WirePassage } from '../engine/protocol';
+import type { PassageMark } from './decorations';
+
+const SNIPPET_LINES = 4;
+
+/** Counts the gathered documents and packs them into the budget. */
+export async function measure(ctx: Ctx, gathered: Gathered, question: string): Promise<MeterResult> {
+  const s = ctx.settings;
+  const counts = await ctx.client.countTokens({ docs: gathered.docs.map((d) => ({ path: d.path, text: d.text })), question });
+  const meter = computeMeter({
+    files: gathered.docs.map((d, i) => ({ path: d.path, tokens: counts.perFile[i].tokens, overhead: counts.perFile[i].overhead, key: d.key })),
+    skipped: gathered.skipped,
+    framePrefixTokens: counts.framePrefixTokens,
+    frameSuffixTokens: counts.frameSuffixTokens,
+    questionTokens: counts.questionTokens,
+    answerReserve: s.maxNewTokens,
+    budget: s.contextBudget ?? counts.model.maxPositionEmbeddings,
+    window: counts.model.window,
+    sinks: counts.model.sinks,
+    cachedContexts: ctx.cachedContexts,
+  });
+  ctx.lastMeter = meter;
+  return meter;
+}
+
+export function describeError(e: unknown): string {
+  if (e instanceof EngineRequestError) return e.data.file ? `${e.data.file}: ${e.data.problem}` : e.data.problem;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string): Promise<void> {
+  ctx.currentAsk?.abort.abort();
+  const abort = new AbortController();
+  const askId = randomBytes(8).toString('hex');
+  ctx.currentAsk = { askId, abort };
+  const settings = ctx.settings;
+  if (settings.ignoredWorkspaceModelPath) {
+    void vscode.window.showInformationMessage(
+      `Attend: this workspace is not trusted, so its attend.model.path (${settings.ignoredWorkspaceModelPath}) is ignored; using ${settings.modelDir}.`,
+    );
+  }
+  const panel = ctx.showPanel();
+  let gathered: Gathered | null = null;
+  try {
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'Attend', cancellable: true },
+      async (progress, token) => {
+        token.onCancellationRequested(() => abort.abort());
+        progress.report({ message: 'gathering sources…' });
+        gathered = await gather(scope, settings);
+        if (abort.signal.aborted) return;
+        progress.report({ message: `counting tokens of ${gathered.docs.length} file(s)…` });
+        const meter = await measure(ctx, gathered, question);
+        const included = new Set(meter.includedPaths);
+        const docs = gathered.docs.filter((d) => included.has(d.path));
+        panel.post({ type: 'answerStart', askId, question, scope: gathered.label });
+        panel.post({ type: 'meter', meter });
+        if (meter.leftOut.length > 0) {
+          ctx.output.appendLine(`[${askId}] left out ${meter.leftOut.length} file(s):`);
+          for (const l of meter.leftOut) ctx.output.appendLine(`  ${l.path}: ${l.reason}`);
+        }
+        if (docs.length === 0) {
+          const why = gathered.docs.length === 0 ? 'no readable text files in this scope' : 'no file fits the token budget (attend.contextBudget)';
+          panel.post({ type: 'answerError', askId, message: why });
+          void vscode.window.showWarningMessage(`Attend: ${why}.`);
+          return;
+        }
+        let lastPct = 0;
+        const result = await ctx.client.ask(
+          { askId, docs: docs.map((d) => ({ path: d.path, text: d.text })), question, maxNewTokens: settings.maxNewTokens },
+          {
+            signal: abort.signal,
+            onProgress: (p) => {
+              const label = progressLabel(p);
+              const pct = p.phase === 'prefill' && p.total > 0 ? (p.done / p.total) * 100 : lastPct;
+              progress.report({ message: label, increment: Math.max(0, pct - lastPct) });
+              lastPct = pct;
+              panel.post({ type: 'answerProgress', askId, label });
+            },
+            onToken: (t) => panel.post({ type: 'answerToken', askId, index: t.index, text: t.text }),
+          },
+        );
+        ctx.rememberContext(docs.map((d) => d.key));
+        await finish(ctx, askId, question, { ...gathered, docs }, result);
+      },
+    );
+  } catch (e) {
+    const cancelled = e instanceof EngineRequestError && e.cancelled;
+    const message = cancelled ? 'Cancelled.' : describeError(e);
+    panel.post({ type: 'answerError', askId, message });
+    if (!cancelled) {
+      ctx.output.appendLine(`[${askId}] ${message}`);
+      void vscode.window.showErrorMessage(`Attend: ${message}`, 'Show Log').then((pick) => {
+        if (pick) ctx.output.show(true);
+      });
+    }
+  } finally {
+    if (ctx.currentAsk?.askId === askId) ctx.currentAsk = null;
+  }
+}
+
+async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathered, result: AskResultWire): Promise<void> {
+  const panel = ctx.showPanel();
+  const sentences = splitSentences(result.tokens);
+  const views: PassageView[] = result.passages.map((p, index) => ({
+    index,
+    path: p.path,
+    startLine: lineInFile(gathered, p) ,
+    endLine: lineInFile(gathered, p) + (p.endLine - p.startLine),
+    score: p.score,
+    snippet: snippet(gathered.docs[p.doc]?.text ?? '', p),
+  }));
+  panel.post({ type: 'passages', askId, passages: views });
+  panel.post({
+    type: 'answerDone',
+    askId,
+    answer: result.answer,
+    sentences: sentenceViews(result.tokens, result.passages),
+    summary: {
+      stopReason: result.stopReason,
+      promptTokens: result.promptTokens,
+      reusedTokens: result.reusedTokens,
+      computedTokens: result.computedTokens,
+      generatedTokens: result.generatedTokens,
+      prefillMs: result.timings.prefillMs,
+      decodeMs: result.timings.decodeMs,
+    },
+  });
+  ctx.output.appendLine(
+    `[${askId}] ${formatCount(result.promptTokens)} prompt tokens (${formatCount(result.reusedTokens)} reused, ${formatCount(result.computedTokens)} computed), ` +
+      `${result.generatedTokens} generated, stop: ${result.stopReason}`,
+  );
+
+  const top = result.passages.reduce((m, p) => Math.max(m, p.score), 0) || 1;
+  const marks: PassageMark[] = [];
+  for (const [index, p] of result.passages.entries()) {
+    const doc = gathered.docs[p.doc];
+    if (!doc) continue;
+    const range = { start: doc.baseOffset + p.start, end: doc.baseOffset + p.end };
+    // Only mark text that is still what the model read.
+    const live = vscode.workspace.textDocuments.find((d) => d.uri.toString() === doc.uri.toString());
+    if (live && live.getText().slice(range.start, range.end) !== doc.text.slice(p.start, p.end)) continue;
+    marks.push({
+      askId,
+      index,
+      uri: doc.uri.toString(),
+      range,
+      score: p.score,
+      strength: p.score / top,
+      path: doc.path,
+      startLine: views[index].startLine,
+      endLine: views[index].endLine,
+      supported: supportedSpan(result.answer, sentences, p),
+    });
+  }
+  ctx.decorations.set(marks);
+  await ctx.remember({
+    askId,
+    question,
+    scope: gathered.scope,
+    label: gathered.label,
+    at: Date.now(),
+    passages: views.map((v, i) => ({ uri: gathered.docs[result.passages[i].doc]?.uri.toString() ?? '', startLine: v.startLine, endLine: v.endLine })),
+  });
+}
+
+/** The passage's first line in the file (a selection starts part-way down its file). */
+function lineInFile(gathered: Gathered, p: WirePassage): number {
+  const doc = gathered.docs[p.doc];
+  if (!doc || doc.baseOffset === 0) return p.startLine;
+  const live = vscode.workspace.textDocuments.find((d) => d.uri.toString() === doc.uri.toString());
+  return live ? live.positionAt(doc.baseOffset + p.start).line : p.startLine;
+}
+
+function snippet(text: string, p: WirePassage): string {
+  const lines = text.slice(p.start, p.end).split(/\r\n|\r|\n/);
+  const shown = lines.slice(0, SNIPPET_LINES).map((l) => (l.length > 200 ? `${l.slice(0, 199)}…` : l));
+  if (lines.length > SNIPPET_LINES) shown.push('…');
+  return shown.join('\n');
+}
+
+/** Opens the file of a ranked passage and selects its lines. */
+export async function revealPassage(ctx: Ctx, askId: string, index: number): Promise<void> {
+  const entry = ctx.history.find((h) => h.askId === askId);
+  const p = entry?.passages[index];
+  if (!p || !p.uri) {
+    void vscode.window.showInformationMessage('Attend: that passage is from an answer that is no longer available.');
+    return;
+  }
+  const document = await vscode.workspace.openTextDocument(vscode.Uri.parse(p.uri));
+  const range = new vscode.Range(p.startLine, 0, p.endLine, document.lineAt(Math.min(p.endLine, document.lineCount - 1)).text.length);
+  await vscode.window.showTextDocument(document, { selection: range, viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+}

@@ -1,0 +1,68 @@
+// Reads the attend.* settings once per use. The model path is machine-scoped and, in an untrusted workspace, only the
+// user (global) value counts: a workspace must not be able to point the engine at a folder of its choosing.
+
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+
+export const SECTION = 'attend';
+
+export interface AttendSettings {
+  /** Absolute model folder (the built-in one when attend.model.path is empty). */
+  readonly modelDir: string;
+  readonly modelIsBuiltIn: boolean;
+  /** A workspace value of attend.model.path was ignored because the workspace is not trusted. */
+  readonly ignoredWorkspaceModelPath: string | null;
+  readonly contextBudget: number | null;
+  readonly window: number | null;
+  readonly sinkTokens: number | null;
+  readonly maxNewTokens: number;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly cacheMaxSizeMB: number;
+  readonly cacheLocation: string;
+}
+
+function positiveOrNull(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
+}
+
+function natOrNull(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
+}
+
+export function builtInModelDir(extensionPath: string): string {
+  return path.join(extensionPath, 'models', 'attend-default');
+}
+
+export function readSettings(extensionPath: string, globalStoragePath: string): AttendSettings {
+  const cfg = vscode.workspace.getConfiguration(SECTION);
+  const inspected = cfg.inspect<string>('model.path');
+  const workspaceValue = inspected?.workspaceFolderValue ?? inspected?.workspaceValue;
+  const trusted = vscode.workspace.isTrusted;
+  const configured = trusted ? cfg.get<string>('model.path', '') : (inspected?.globalValue ?? '');
+  const raw = (configured ?? '').trim();
+  const modelDir = raw === '' ? builtInModelDir(extensionPath) : expandHome(raw);
+  const cacheLocation = (cfg.get<string>('cache.location', '') ?? '').trim();
+  return {
+    modelDir,
+    modelIsBuiltIn: raw === '',
+    ignoredWorkspaceModelPath: !trusted && workspaceValue ? workspaceValue : null,
+    contextBudget: positiveOrNull(cfg.get('contextBudget')),
+    window: positiveOrNull(cfg.get('window')),
+    sinkTokens: natOrNull(cfg.get('sinkTokens')),
+    maxNewTokens: positiveOrNull(cfg.get('maxNewTokens')) ?? 256,
+    include: strings(cfg.get('include')),
+    exclude: strings(cfg.get('exclude')),
+    cacheMaxSizeMB: natOrNull(cfg.get('cache.maxSizeMB')) ?? 2048,
+    cacheLocation: cacheLocation === '' ? path.join(globalStoragePath, 'kv-cache') : expandHome(cacheLocation),
+  };
+}
+
+function expandHome(p: string): string {
+  if (p === '~' || p.startsWith('~/') || p.startsWith('~\\')) return path.join(process.env['HOME'] ?? process.env['USERPROFILE'] ?? '', p.slice(1));
+  return path.resolve(p);
+}
