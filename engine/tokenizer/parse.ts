@@ -217,5 +217,5 @@ function parseSentencePiece(
 }
 
 function escapeRegex(s: string): string {
-  return s.replace(/[\\^$.*+?()[\]{}|\-]/g, '\\$&');
+  return s.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
 }
