@@ -44,7 +44,11 @@ function main(): void {
   const mb = Buffer.byteLength(text) / 1024 / 1024;
   const [ours, loadOurs] = time(() => loadTokenizer(DIR));
   const [ref, loadRef] = time(
-    () => new HfTokenizer(JSON.parse(fs.readFileSync(path.join(DIR, 'tokenizer.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(DIR, 'tokenizer_config.json'), 'utf8'))),
+    () =>
+      new HfTokenizer(
+        JSON.parse(fs.readFileSync(path.join(DIR, 'tokenizer.json'), 'utf8')),
+        JSON.parse(fs.readFileSync(path.join(DIR, 'tokenizer_config.json'), 'utf8')),
+      ),
   );
   ours.encode('warm up'); // one-time WASM/regex setup out of the timings
   ref.encode('warm up', { add_special_tokens: false });
@@ -62,7 +66,7 @@ function main(): void {
       firstDiff = i;
     }
   }
-  const rate = (ms: number): string => `${((a.length / ms) * 1000 / 1e6).toFixed(2)} M tok/s`;
+  const rate = (ms: number): string => `${(((a.length / ms) * 1000) / 1e6).toFixed(2)} M tok/s`;
   console.log(`text: ${mb.toFixed(2)} MiB, ${text.length} UTF-16 units, ${a.length} tokens (Llama 3)`);
   console.log(`ids identical: ${same}${firstDiff >= 0 ? ` (first difference at token ${firstDiff})` : ''}`);
   console.log('| | load ms | time ms | throughput |');

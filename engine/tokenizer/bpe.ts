@@ -39,7 +39,14 @@ export class RankedBpe {
       throw new Error(`${source}: tiktoken rejected the vocabulary or the pre-tokenizer pattern ${JSON.stringify(pattern)}: ${String(e)}`);
     }
     this.jsPattern = translatePattern(pattern);
-    this.longRun = this.jsPattern === null ? null : (longRun ?? new RegExp(`[\\p{L}\\p{M}]{${LONG_PIECE},}|\\p{N}{${LONG_PIECE},}|[^\\p{White_Space}\\p{L}\\p{N}]{${LONG_PIECE},}|\\p{White_Space}{${LONG_PIECE},}`, 'u'));
+    this.longRun =
+      this.jsPattern === null
+        ? null
+        : (longRun ??
+          new RegExp(
+            `[\\p{L}\\p{M}]{${LONG_PIECE},}|\\p{N}{${LONG_PIECE},}|[^\\p{White_Space}\\p{L}\\p{N}]{${LONG_PIECE},}|\\p{White_Space}{${LONG_PIECE},}`,
+            'u',
+          ));
   }
 
   /** Ranks of `text`'s tokens. */
@@ -214,7 +221,20 @@ export function translatePattern(pattern: string): RegExp | null {
         if (inClass) return null;
         out += '\\P{White_Space}';
       } else if (n === 'd') out += '\\p{Nd}';
-      else if (n === 'w' || n === 'W' || n === 'D' || n === 'b' || n === 'B' || n === 'A' || n === 'z' || n === 'Z' || n === 'G' || n === 'h' || n === 'x') return null;
+      else if (
+        n === 'w' ||
+        n === 'W' ||
+        n === 'D' ||
+        n === 'b' ||
+        n === 'B' ||
+        n === 'A' ||
+        n === 'z' ||
+        n === 'Z' ||
+        n === 'G' ||
+        n === 'h' ||
+        n === 'x'
+      )
+        return null;
       else if (n === 'p' || n === 'P') {
         const close = pattern.indexOf('}', i);
         if (pattern[i + 1] !== '{' || close < 0) return null;

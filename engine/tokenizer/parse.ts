@@ -55,7 +55,7 @@ function isObj(v: unknown): v is Json {
 }
 
 function typeName(v: unknown): string {
-  return isObj(v) && typeof v.type === 'string' ? v.type : JSON.stringify(v)?.slice(0, 60) ?? String(v);
+  return isObj(v) && typeof v.type === 'string' ? v.type : (JSON.stringify(v)?.slice(0, 60) ?? String(v));
 }
 
 /** Content of a config token entry: 'x', or {content: 'x', ...} (AddedToken dict). */
@@ -78,12 +78,13 @@ export function parseTokenizerJson(json: unknown, config: unknown, source: strin
   if (model.continuing_subword_prefix || model.end_of_word_suffix) {
     return fail('BPE continuing_subword_prefix / end_of_word_suffix are not supported');
   }
-  if (!isObj(model.vocab)) return fail("model.vocab is missing or not an object");
+  if (!isObj(model.vocab)) return fail('model.vocab is missing or not an object');
 
   const vocab = new Map<string, number>();
   const seenIds = new Set<number>();
   for (const [tok, id] of Object.entries(model.vocab)) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) return fail(`vocab entry ${JSON.stringify(tok)} has invalid id ${String(id)}`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0)
+      return fail(`vocab entry ${JSON.stringify(tok)} has invalid id ${String(id)}`);
     if (seenIds.has(id)) return fail(`vocab id ${id} is used by more than one token`);
     seenIds.add(id);
     vocab.set(tok, id);
@@ -123,7 +124,14 @@ export function parseTokenizerJson(json: unknown, config: unknown, source: strin
     for (const [idStr, a] of Object.entries(cfg.added_tokens_decoder)) {
       const id = Number(idStr);
       if (have.has(id) || !isObj(a) || typeof a.content !== 'string' || a.content === '') continue;
-      added.push({ id, content: a.content, special: a.special === true, lstrip: a.lstrip === true, rstrip: a.rstrip === true, singleWord: a.single_word === true });
+      added.push({
+        id,
+        content: a.content,
+        special: a.special === true,
+        lstrip: a.lstrip === true,
+        rstrip: a.rstrip === true,
+        singleWord: a.single_word === true,
+      });
     }
   }
 
@@ -139,7 +147,12 @@ export function parseTokenizerJson(json: unknown, config: unknown, source: strin
   }
 
   // Byte-level: the pre-tokenizer must contain ByteLevel; exactly one step may split (Split or ByteLevel use_regex).
-  const steps: unknown[] = isObj(pre) && pre.type === 'Sequence' && Array.isArray(pre.pretokenizers) ? (pre.pretokenizers as unknown[]) : pre === null ? [] : [pre];
+  const steps: unknown[] =
+    isObj(pre) && pre.type === 'Sequence' && Array.isArray(pre.pretokenizers)
+      ? (pre.pretokenizers as unknown[])
+      : pre === null
+        ? []
+        : [pre];
   let pattern: string | null = null;
   let addPrefixSpace = false;
   let sawByteLevel = false;
@@ -165,11 +178,18 @@ export function parseTokenizerJson(json: unknown, config: unknown, source: strin
     }
   }
   if (!sawByteLevel) {
-    return fail(`pre_tokenizer ${pre === null ? 'is null' : `'${typeName(pre)}'`} has no ByteLevel step: not a byte-level BPE tokenizer and not a recognised SentencePiece conversion`);
+    return fail(
+      `pre_tokenizer ${pre === null ? 'is null' : `'${typeName(pre)}'`} has no ByteLevel step: not a byte-level BPE tokenizer and not a recognised SentencePiece conversion`,
+    );
   }
 
   let nfc = false;
-  const norms: unknown[] = isObj(norm) && norm.type === 'Sequence' && Array.isArray(norm.normalizers) ? (norm.normalizers as unknown[]) : norm === null ? [] : [norm];
+  const norms: unknown[] =
+    isObj(norm) && norm.type === 'Sequence' && Array.isArray(norm.normalizers)
+      ? (norm.normalizers as unknown[])
+      : norm === null
+        ? []
+        : [norm];
   for (const n of norms) {
     if (isObj(n) && n.type === 'NFC') nfc = true;
     else return fail(`unsupported normalizer '${typeName(n)}' (only NFC is supported for byte-level BPE)`);
@@ -196,10 +216,13 @@ function parseSentencePiece(
 ): SentencePieceSpec {
   // Recognise exactly the converter's output: normalizer [Prepend '▁'?, Replace ' ' -> '▁'], no pre-tokenizer.
   if (json.pre_tokenizer !== null && json.pre_tokenizer !== undefined) {
-    return fail(`byte_fallback BPE with pre_tokenizer '${typeName(json.pre_tokenizer)}' is not supported (only the Llama 2 style with normalizer Prepend/Replace '▁')`);
+    return fail(
+      `byte_fallback BPE with pre_tokenizer '${typeName(json.pre_tokenizer)}' is not supported (only the Llama 2 style with normalizer Prepend/Replace '▁')`,
+    );
   }
   const norm = json.normalizer;
-  const steps: unknown[] = isObj(norm) && norm.type === 'Sequence' && Array.isArray(norm.normalizers) ? (norm.normalizers as unknown[]) : norm ? [norm] : [];
+  const steps: unknown[] =
+    isObj(norm) && norm.type === 'Sequence' && Array.isArray(norm.normalizers) ? (norm.normalizers as unknown[]) : norm ? [norm] : [];
   let prependSpace = false;
   let replaced = false;
   for (const s of steps) {

@@ -65,24 +65,34 @@ export class BpeTokenizer implements Tokenizer {
 
   encode(text: string, opts?: { allowSpecial?: boolean }): number[] {
     const ids: number[] = [];
-    this.forSegments(text, opts?.allowSpecial === true, (start, end) => {
-      if (end > start) this.pushIds(this.codec.bpe.encode(this.codec.normalize(text.slice(start, end))), ids);
-    }, (id) => ids.push(id));
+    this.forSegments(
+      text,
+      opts?.allowSpecial === true,
+      (start, end) => {
+        if (end > start) this.pushIds(this.codec.bpe.encode(this.codec.normalize(text.slice(start, end))), ids);
+      },
+      (id) => ids.push(id),
+    );
     return ids;
   }
 
   count(text: string): number {
     let n = 0;
-    this.forSegments(text, false, (start, end) => {
-      if (end <= start) return;
-      const ranks = this.codec.bpe.encode(this.codec.normalize(text.slice(start, end)));
-      if (this.codec.translate === null) n += ranks.length;
-      else {
-        const ids: number[] = [];
-        this.codec.translate(ranks, ids, []);
-        for (const id of ids) if (id >= 0) n++;
-      }
-    }, () => n++);
+    this.forSegments(
+      text,
+      false,
+      (start, end) => {
+        if (end <= start) return;
+        const ranks = this.codec.bpe.encode(this.codec.normalize(text.slice(start, end)));
+        if (this.codec.translate === null) n += ranks.length;
+        else {
+          const ids: number[] = [];
+          this.codec.translate(ranks, ids, []);
+          for (const id of ids) if (id >= 0) n++;
+        }
+      },
+      () => n++,
+    );
     return n;
   }
 
@@ -97,25 +107,30 @@ export class BpeTokenizer implements Tokenizer {
     const ids: number[] = [];
     const starts: number[] = [];
     const ends: number[] = [];
-    this.forSegments(text, opts?.allowSpecial === true, (start, end) => {
-      if (end <= start) return;
-      const seg = this.codec.normalizeWithMap(text.slice(start, end), start);
-      const ranks = this.codec.bpe.encode(seg.text);
-      const segIds: number[] = [];
-      const lens: number[] = [];
-      if (this.codec.translate === null) {
-        const { bytesOffsets } = this.tables;
-        for (const r of ranks) {
-          segIds.push(r);
-          lens.push(bytesOffsets[r + 1] - bytesOffsets[r]);
-        }
-      } else this.codec.translate(ranks, segIds, lens);
-      mapOffsets(seg, start, segIds, lens, ids, starts, ends);
-    }, (id, start, end) => {
-      ids.push(id);
-      starts.push(start);
-      ends.push(end);
-    });
+    this.forSegments(
+      text,
+      opts?.allowSpecial === true,
+      (start, end) => {
+        if (end <= start) return;
+        const seg = this.codec.normalizeWithMap(text.slice(start, end), start);
+        const ranks = this.codec.bpe.encode(seg.text);
+        const segIds: number[] = [];
+        const lens: number[] = [];
+        if (this.codec.translate === null) {
+          const { bytesOffsets } = this.tables;
+          for (const r of ranks) {
+            segIds.push(r);
+            lens.push(bytesOffsets[r + 1] - bytesOffsets[r]);
+          }
+        } else this.codec.translate(ranks, segIds, lens);
+        mapOffsets(seg, start, segIds, lens, ids, starts, ends);
+      },
+      (id, start, end) => {
+        ids.push(id);
+        starts.push(start);
+        ends.push(end);
+      },
+    );
     return { ids, starts: Int32Array.from(starts), ends: Int32Array.from(ends) };
   }
 

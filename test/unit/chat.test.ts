@@ -30,7 +30,10 @@ test('llama3 template: bos, header per message, eot, assistant header', () => {
 test('llama3 template: content is trimmed (the | trim filter binds to the content only)', () => {
   const cfg = loadChatTemplate(lenml('llama3'));
   const out = renderChat(cfg, [{ role: 'user', content: '  \n hi there \n\n' }], { addGenerationPrompt: true });
-  assert.equal(out, '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n');
+  assert.equal(
+    out,
+    '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+  );
 });
 
 test('qwen3 template: ChatML turns, generation prompt only when asked', () => {
@@ -49,21 +52,31 @@ test('qwen3 template: earlier assistant turn and a user-only conversation', () =
     { role: 'user', content: 'Bye' },
   ];
   // The assistant turn precedes the last user query, so no <think> block is added to it.
-  const want = '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n';
+  const want =
+    '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n';
   assert.equal(renderChat(cfg, msgs, { addGenerationPrompt: true }), want);
 });
 
 test('no template: loadChatTemplate returns null and renderChat uses the plain fallback', () => {
   assert.equal(loadChatTemplate(lenml('llama2')), null);
-  assert.equal(renderChat(null, MESSAGES, { addGenerationPrompt: true }), 'System: You are a careful assistant.\n\nUser: What does section 2 say?\n\nAssistant:');
+  assert.equal(
+    renderChat(null, MESSAGES, { addGenerationPrompt: true }),
+    'System: You are a careful assistant.\n\nUser: What does section 2 say?\n\nAssistant:',
+  );
 });
 
 test('chat_template.jinja next to tokenizer_config.json is used when the config has none', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-chat-'));
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>' }));
-  fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}');
+  fs.writeFileSync(
+    path.join(dir, 'chat_template.jinja'),
+    '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}',
+  );
   const cfg = loadChatTemplate(dir);
-  assert.equal(renderChat(cfg, MESSAGES, { addGenerationPrompt: true }), '<s>[system]You are a careful assistant.[user]What does section 2 say?[assistant]');
+  assert.equal(
+    renderChat(cfg, MESSAGES, { addGenerationPrompt: true }),
+    '<s>[system]You are a careful assistant.[user]What does section 2 say?[assistant]',
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -74,12 +87,18 @@ test('a template that fails names the file and the problem', () => {
     JSON.stringify({ chat_template: "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}" }),
   );
   const cfg = loadChatTemplate(dir);
-  assert.throws(() => renderChat(cfg, MESSAGES, { addGenerationPrompt: true }), (e: Error) => {
-    assert.ok(e.message.includes(`tokenizer_config.json in ${dir}`), e.message);
-    assert.ok(e.message.includes('System role not supported'), e.message);
-    return true;
-  });
+  assert.throws(
+    () => renderChat(cfg, MESSAGES, { addGenerationPrompt: true }),
+    (e: Error) => {
+      assert.ok(e.message.includes(`tokenizer_config.json in ${dir}`), e.message);
+      assert.ok(e.message.includes('System role not supported'), e.message);
+      return true;
+    },
+  );
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }' }));
-  assert.throws(() => renderChat(loadChatTemplate(dir), MESSAGES, { addGenerationPrompt: true }), new RegExp(`tokenizer_config.json in .*: chat template`));
+  assert.throws(
+    () => renderChat(loadChatTemplate(dir), MESSAGES, { addGenerationPrompt: true }),
+    new RegExp(`tokenizer_config.json in .*: chat template`),
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });

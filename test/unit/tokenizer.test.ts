@@ -56,7 +56,7 @@ function rng(seed: number): () => number {
 }
 
 const FIXED: readonly string[] = [
-  'The quick brown fox jumps over the lazy dog. It\'s what they\'ve said; we\'ll see, I\'M SURE, they\'D agree.',
+  "The quick brown fox jumps over the lazy dog. It's what they've said; we'll see, I'M SURE, they'D agree.",
   'function add(a: number, b: number): number {\n\treturn a + b; // sum\n}\n\nconst xs = [1, 2, 3].map((x) => x ** 2);\n',
   'def f(x):\n    if x > 0:\n        return x\n    else:\n\t\treturn -x\n',
   'line one\r\nline two\r\n\r\n  indented\r\n\tTabbed\t\tand\ttabs\n',
@@ -72,7 +72,7 @@ const FIXED: readonly string[] = [
   'Unicode spaces: a\u00A0b\u2003c\u3000d\u200Be\uFEFFf\u2028g\u0085h',
   'URL https://example.com/path?q=1&r=two#frag and email someone@example.org, path C:\\Users\\x\\file.txt',
   'Punctuation runs: !!!??? ... --- === *** ### @@@ ((( ))) {{{ }}} [[[ ]]] ;;; ::: """ \'\'\'',
-  'MiXeD CaSe \'S \'T \'RE \'VE \'M \'LL \'D \'s \'t \'re',
+  "MiXeD CaSe 'S 'T 'RE 'VE 'M 'LL 'D 's 't 're",
   '',
   ' ',
   '\n',
@@ -95,10 +95,64 @@ const LONG: readonly string[] = [
 /** Random strings over a pool that stresses the split regex (classes, boundaries, apostrophes, newlines). */
 function fuzzCorpus(n: number, seed: number): string[] {
   const pool = [
-    'a', 'Z', 'é', 'e\u0301', 'ß', 'ω', 'я', '中', 'カ', '한', '\u1100', '\u1161', '0', '7', '٣', '½', '²',
-    ' ', '  ', '\t', '\n', '\r\n', '\r', '\u00A0', '\u3000', '\uFEFF', '\u200B',
-    "'", "'s", "'LL", '.', ',', '!', '?', '-', '_', '(', ')', '"', '/', '\\', '#', '<', '>', '|',
-    '😀', '👍🏽', '‍', '️', '🇫🇷', 'the', ' of', 'ing', 'tion', '123456', 'ﬁ', '<|im_end|>', '<|eot_id|>',
+    'a',
+    'Z',
+    'é',
+    'e\u0301',
+    'ß',
+    'ω',
+    'я',
+    '中',
+    'カ',
+    '한',
+    '\u1100',
+    '\u1161',
+    '0',
+    '7',
+    '٣',
+    '½',
+    '²',
+    ' ',
+    '  ',
+    '\t',
+    '\n',
+    '\r\n',
+    '\r',
+    '\u00A0',
+    '\u3000',
+    '\uFEFF',
+    '\u200B',
+    "'",
+    "'s",
+    "'LL",
+    '.',
+    ',',
+    '!',
+    '?',
+    '-',
+    '_',
+    '(',
+    ')',
+    '"',
+    '/',
+    '\\',
+    '#',
+    '<',
+    '>',
+    '|',
+    '😀',
+    '👍🏽',
+    '‍',
+    '️',
+    '🇫🇷',
+    'the',
+    ' of',
+    'ing',
+    'tion',
+    '123456',
+    'ﬁ',
+    '<|im_end|>',
+    '<|eot_id|>',
   ];
   const r = rng(seed);
   const out: string[] = [];
@@ -150,8 +204,12 @@ for (const name of ['llama3', 'qwen3']) {
     // And no special id comes out of plain encoding.
     const specialIds = new Set(ours.specialTokens.values());
     const text = FIXED[10];
-    const plainSpecial = ours.encode(text).filter((id) => specialIds.has(id)).map((id) => ours.idToToken(id));
-    for (const tok of plainSpecial) assert.ok(!ref.get_added_tokens_decoder().get(ours.tokenToId(tok as string) as number)?.special, `special ${tok} in plain encoding`);
+    const plainSpecial = ours
+      .encode(text)
+      .filter((id) => specialIds.has(id))
+      .map((id) => ours.idToToken(id));
+    for (const tok of plainSpecial)
+      assert.ok(!ref.get_added_tokens_decoder().get(ours.tokenToId(tok as string) as number)?.special, `special ${tok} in plain encoding`);
   });
 
   test(`${name}: encodeWithOffsets ids equal encode, count equals encode length`, () => {
@@ -275,7 +333,9 @@ function gpt2Chars(): string[] {
   return out;
 }
 
-function tinyJson(opts: { dropBytes?: string; merges?: string[]; preTokenizer?: unknown; normalizer?: unknown; added?: unknown[] } = {}): Record<string, unknown> {
+function tinyJson(
+  opts: { dropBytes?: string; merges?: string[]; preTokenizer?: unknown; normalizer?: unknown; added?: unknown[] } = {},
+): Record<string, unknown> {
   const chars = gpt2Chars();
   const vocab: Record<string, number> = {};
   let id = 0;
@@ -287,16 +347,35 @@ function tinyJson(opts: { dropBytes?: string; merges?: string[]; preTokenizer?: 
   }
   return {
     version: '1.0',
-    added_tokens: opts.added ?? [{ id: 1000, content: '<|end|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    added_tokens: opts.added ?? [
+      { id: 1000, content: '<|end|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    ],
     normalizer: opts.normalizer ?? null,
     pre_tokenizer: opts.preTokenizer ?? { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
   };
 }
 
-const TINY_TEXTS = ['hello world', 'hello  world<|end|>hello', "it's  HELLO\tworld\n\n  x", 'héllo wörld 😀 12345', 'worldworld hellohello', ''];
+const TINY_TEXTS = [
+  'hello world',
+  'hello  world<|end|>hello',
+  "it's  HELLO\tworld\n\n  x",
+  'héllo wörld 😀 12345',
+  'worldworld hellohello',
+  '',
+];
 
 test('minimal byte-level tokenizer.json: ids equal the reference, decode round-trips', () => {
   const json = tinyJson();
@@ -379,8 +458,16 @@ test('unsupported or malformed tokenizer.json files are refused with the file an
   const src = 'tokenizer.json in /x';
   throwsWith(() => tokenizerFromJson({ model: { type: 'Unigram', vocab: [] } }, null, src), src, "unsupported model type 'Unigram'");
   throwsWith(() => tokenizerFromJson({ model: { type: 'WordPiece', vocab: {} } }, null, src), src, 'WordPiece');
-  throwsWith(() => tokenizerFromJson(tinyJson({ preTokenizer: { type: 'Whitespace' } }), null, src), src, "unsupported pre_tokenizer 'Whitespace'");
-  throwsWith(() => tokenizerFromJson(tinyJson({ normalizer: { type: 'Lowercase' } }), null, src), src, "unsupported normalizer 'Lowercase'");
+  throwsWith(
+    () => tokenizerFromJson(tinyJson({ preTokenizer: { type: 'Whitespace' } }), null, src),
+    src,
+    "unsupported pre_tokenizer 'Whitespace'",
+  );
+  throwsWith(
+    () => tokenizerFromJson(tinyJson({ normalizer: { type: 'Lowercase' } }), null, src),
+    src,
+    "unsupported normalizer 'Lowercase'",
+  );
   const swapped = tinyJson();
   const v = (swapped.model as { vocab: Record<string, number> }).vocab;
   [v.he, v.ll] = [v.ll, v.he]; // 'h e' is listed first but now makes the larger id
