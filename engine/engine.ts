@@ -225,7 +225,8 @@ export class Engine {
       }
       const vocab = this.cfg.vocabSize;
       const keep = step.logits.length / vocab;
-      const tokenId = sample(step.logits.subarray((keep - 1) * vocab));
+      // Rows past the tokenizer's vocabulary are padding in many checkpoints (Qwen): never sample them.
+      const tokenId = sample(step.logits.subarray((keep - 1) * vocab, (keep - 1) * vocab + Math.min(vocab, this.tokenizer.vocabSize)));
       if (i === 0) firstTokenMs = performance.now() - t0;
       if (eos.has(tokenId)) {
         stopReason = 'eos';
