@@ -69,6 +69,10 @@ export interface LoadParams {
   /** Load the weights now (an ONNX session); false = config and tokenizer only (enough for counting). */
   readonly weights: boolean;
   readonly threads?: number;
+  /** Folder of the persisted KV cache; null = a private temporary store that lives as long as the engine. */
+  readonly cacheDir?: string | null;
+  /** Disk budget of the KV cache in bytes; null = the engine's default. */
+  readonly cacheMaxBytes?: number | null;
 }
 
 export interface ModelInfo {
@@ -152,8 +156,10 @@ export interface AskResultWire {
 }
 
 export interface ClearCacheResult {
-  /** True when a loaded engine dropped its in-memory prompt prefixes (false: nothing was loaded). */
-  readonly memoryCleared: boolean;
+  /** The engine dropped its in-process context states and emptied its on-disk KV cache folder. */
+  readonly cleared: boolean;
+  /** The cache folder emptied, when it is a persistent one. */
+  readonly cacheDir: string | null;
 }
 
 /** `data` of a JSON-RPC error from the worker. */
@@ -442,7 +448,9 @@ export function isLoadParams(x: unknown): x is LoadParams {
     (x['window'] === null || (isNat(x['window']) && x['window'] > 0)) &&
     isNatOrNull(x['sinks']) &&
     typeof x['weights'] === 'boolean' &&
-    (x['threads'] === undefined || (isNat(x['threads']) && x['threads'] > 0))
+    (x['threads'] === undefined || (isNat(x['threads']) && x['threads'] > 0)) &&
+    (x['cacheDir'] === undefined || x['cacheDir'] === null || (isStr(x['cacheDir'], 4096) && x['cacheDir'] !== '')) &&
+    (x['cacheMaxBytes'] === undefined || x['cacheMaxBytes'] === null || (isNat(x['cacheMaxBytes']) && x['cacheMaxBytes'] > 0))
   );
 }
 
@@ -549,7 +557,7 @@ export function isAskResultWire(x: unknown): x is AskResultWire {
 }
 
 export function isClearCacheResult(x: unknown): x is ClearCacheResult {
-  return isObj(x) && typeof x['memoryCleared'] === 'boolean';
+  return isObj(x) && typeof x['cleared'] === 'boolean' && (x['cacheDir'] === null || isStr(x['cacheDir']));
 }
 
 export function isEngineErrorData(x: unknown): x is EngineErrorData {

@@ -80,7 +80,14 @@ function loadFrame(dir: string): PromptFrame {
 }
 
 function sameModel(a: LoadParams, b: LoadParams): boolean {
-  return a.modelDir === b.modelDir && a.window === b.window && a.sinks === b.sinks && a.threads === b.threads;
+  return (
+    a.modelDir === b.modelDir &&
+    a.window === b.window &&
+    a.sinks === b.sinks &&
+    a.threads === b.threads &&
+    (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
+    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
+  );
 }
 
 /** Maps one answer token's attention (prompt positions) to document spans. */
@@ -149,6 +156,9 @@ export class Worker {
         window: l.window,
         sinks: l.sinks,
         ...(l.params.threads ? { threads: l.params.threads } : {}),
+        cacheDir: l.params.cacheDir ?? null,
+        ...(l.params.cacheMaxBytes ? { cacheMaxBytes: l.params.cacheMaxBytes } : {}),
+        warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {
           if (this.loaded === l) l.engine = engine;
@@ -243,11 +253,12 @@ export class Worker {
     }
   }
 
-  clearCache(): ClearCacheResult {
-    const engine = this.loaded?.engine;
-    if (!engine) return { memoryCleared: false };
-    engine.clearMemoryCache();
-    return { memoryCleared: true };
+  /** Empties the engine's KV cache (memory and disk). The store belongs to the Engine, so this loads it if needed. */
+  async clearCache(): Promise<ClearCacheResult> {
+    const l = this.requireLoaded();
+    const engine = await this.engineOf(l);
+    engine.clearCache();
+    return { cleared: true, cacheDir: l.params.cacheDir ?? null };
   }
 
   async dispose(): Promise<void> {

@@ -116,17 +116,13 @@ const selectModelFolder: CommandFactory = (ctx, meter) => async () => {
 
 const clearCache: CommandFactory = (ctx, meter) => async () => {
   ctx.cachedContexts = [];
-  const r = await ctx.client.clearCache().catch((e: unknown) => {
-    void vscode.window.showErrorMessage(`Attend: ${describeError(e)}`);
-    return null;
-  });
-  // Only the default location is ours to delete; a user-chosen folder may hold other things.
-  const defaultDir = vscode.Uri.joinPath(ctx.extension.globalStorageUri, 'kv-cache');
-  const removedDisk = ctx.settings.cacheLocation === defaultDir.fsPath && fs.existsSync(defaultDir.fsPath);
-  if (removedDisk) await vscode.workspace.fs.delete(defaultDir, { recursive: true, useTrash: false });
-  void vscode.window.showInformationMessage(
-    `Attend: cache cleared${r?.memoryCleared ? ' (engine memory)' : ''}${removedDisk ? ` and ${defaultDir.fsPath} removed` : ''}.`,
-  );
+  try {
+    // The engine owns the store's layout, so it does the clearing (memory and disk) itself.
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Attend: clearing the cache' }, () => ctx.client.clearCache());
+    void vscode.window.showInformationMessage(`Attend: cache cleared${r.cacheDir ? ` (${r.cacheDir})` : ''}.`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Attend: could not clear the cache: ${describeError(e)}`);
+  }
   meter.schedule();
 };
 

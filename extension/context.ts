@@ -68,7 +68,14 @@ export class Ctx {
       this.pushCleanup({ dispose: () => void client.dispose() });
     }
     const s = this.settings;
-    this.clientInstance.setModel({ modelDir: s.modelDir, window: s.window, sinks: s.sinkTokens, weights: false });
+    this.clientInstance.setModel({
+      modelDir: s.modelDir,
+      window: s.window,
+      sinks: s.sinkTokens,
+      weights: false,
+      cacheDir: s.cacheLocation,
+      cacheMaxBytes: s.cacheMaxSizeMB > 0 ? s.cacheMaxSizeMB * 1024 * 1024 : null,
+    });
     return this.clientInstance;
   }
 

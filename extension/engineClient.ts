@@ -125,9 +125,8 @@ export class EngineClient {
     }
   }
 
-  /** Clears the engine's prompt cache; does not start a worker just for that. */
-  async clearCache(): Promise<EngineRequests['clearCache'][1]> {
-    if (!this.running) return { memoryCleared: false };
+  /** Empties the engine's KV cache, in memory and on disk (starting the worker and loading the model if needed). */
+  clearCache(): Promise<EngineRequests['clearCache'][1]> {
     return this.request(EngineMethod.clearCache, {});
   }
 
@@ -301,7 +300,14 @@ export class EngineClient {
 }
 
 function sameLoad(a: LoadParams, b: LoadParams): boolean {
-  return a.modelDir === b.modelDir && a.window === b.window && a.sinks === b.sinks && a.threads === b.threads;
+  return (
+    a.modelDir === b.modelDir &&
+    a.window === b.window &&
+    a.sinks === b.sinks &&
+    a.threads === b.threads &&
+    (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
+    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
+  );
 }
 
 function delay(ms: number): Promise<void> {

@@ -111,6 +111,6 @@ test('engine notifications and results', () => {
   assert.ok(!engineResultGuards.ask({ ...result, timings: undefined }));
   assert.ok(!engineResultGuards.ask({ ...result, passages: [{ doc: 0 }] }));
   assert.ok(engineResultGuards.shutdown(null));
-  assert.ok(engineResultGuards.clearCache({ memoryCleared: true }));
+  assert.ok(engineResultGuards.clearCache({ cleared: true, cacheDir: null }));
   assert.ok(!engineResultGuards.clearCache({}));
 });

@@ -91,6 +91,13 @@ test('aborting mid-prefill cancels the request promptly', { skip: !hasFixture },
   assert.equal(r.perFile.length, 0);
 });
 
+test('clearCache empties the engine cache: the next ask reuses nothing', { skip: !hasFixture }, async () => {
+  const r = await client.clearCache();
+  assert.equal(r.cleared, true);
+  const again = await client.ask({ askId: 'a3', docs: [{ path: 'a.txt', text: DOC }], question: 'What did she count?', maxNewTokens: 1 });
+  assert.equal(again.reusedTokens, 0);
+});
+
 test('malformed requests are rejected with a bad-request error', { skip: !hasFixture }, async () => {
   await assert.rejects(
     client.request('ask', { askId: '', docs: 'nope', question: '', maxNewTokens: -1 } as never),
