@@ -128,7 +128,17 @@ export class Worker {
       } catch (e) {
         throw new EngineError(EngineErrorCode.badModel, describeError(e, dir));
       }
-      this.loaded = { params, dir, cfg, tokenizer, frame, window: attention.window, sinks: attention.sinks, engine: null, engineLoading: null };
+      this.loaded = {
+        params,
+        dir,
+        cfg,
+        tokenizer,
+        frame,
+        window: attention.window,
+        sinks: attention.sinks,
+        engine: null,
+        engineLoading: null,
+      };
       if (old?.engine) void old.engine.dispose();
     }
     const loaded = this.loaded;
@@ -175,7 +185,8 @@ export class Worker {
   }
 
   private requireLoaded(): Loaded {
-    if (!this.loaded) throw new EngineError(EngineErrorCode.notLoaded, { problem: 'no model loaded: send `load` first', kind: 'not-loaded' });
+    if (!this.loaded)
+      throw new EngineError(EngineErrorCode.notLoaded, { problem: 'no model loaded: send `load` first', kind: 'not-loaded' });
     return this.loaded;
   }
 
@@ -184,7 +195,11 @@ export class Worker {
     const tok = l.tokenizer;
     const footer = tok.encode(DOC_FOOTER).length;
     return {
-      perFile: params.docs.map((d) => ({ path: d.path, tokens: tok.count(d.text), overhead: tok.encode(docHeader(d.path)).length + footer })),
+      perFile: params.docs.map((d) => ({
+        path: d.path,
+        tokens: tok.count(d.text),
+        overhead: tok.encode(docHeader(d.path)).length + footer,
+      })),
       framePrefixTokens: tok.encode(l.frame.prefix, { allowSpecial: true }).length,
       frameSuffixTokens: tok.encode(l.frame.suffix, { allowSpecial: true }).length,
       questionTokens: tok.encode(QUESTION_PREFIX + params.question).length,
@@ -268,7 +283,10 @@ export class Worker {
   }
 }
 
-type Handler<M extends keyof EngineRequests> = (params: EngineRequests[M][0], token: CancellationToken) => EngineRequests[M][1] | Promise<EngineRequests[M][1]>;
+type Handler<M extends keyof EngineRequests> = (
+  params: EngineRequests[M][0],
+  token: CancellationToken,
+) => EngineRequests[M][1] | Promise<EngineRequests[M][1]>;
 
 function serve<M extends keyof EngineRequests>(conn: MessageConnection, method: M, handler: Handler<M>): void {
   conn.onRequest(method, (raw: unknown, token: CancellationToken) => {

@@ -19,7 +19,12 @@ export async function measure(ctx: Ctx, gathered: Gathered, question: string): P
   const s = ctx.settings;
   const counts = await ctx.client.countTokens({ docs: gathered.docs.map((d) => ({ path: d.path, text: d.text })), question });
   const meter = computeMeter({
-    files: gathered.docs.map((d, i) => ({ path: d.path, tokens: counts.perFile[i].tokens, overhead: counts.perFile[i].overhead, key: d.key })),
+    files: gathered.docs.map((d, i) => ({
+      path: d.path,
+      tokens: counts.perFile[i].tokens,
+      overhead: counts.perFile[i].overhead,
+      key: d.key,
+    })),
     skipped: gathered.skipped,
     framePrefixTokens: counts.framePrefixTokens,
     frameSuffixTokens: counts.frameSuffixTokens,
@@ -71,7 +76,8 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
           for (const l of meter.leftOut) ctx.output.appendLine(`  ${l.path}: ${l.reason}`);
         }
         if (docs.length === 0) {
-          const why = gathered.docs.length === 0 ? 'no readable text files in this scope' : 'no file fits the token budget (attend.contextBudget)';
+          const why =
+            gathered.docs.length === 0 ? 'no readable text files in this scope' : 'no file fits the token budget (attend.contextBudget)';
           panel.post({ type: 'answerError', askId, message: why });
           void vscode.window.showWarningMessage(`Attend: ${why}.`);
           return;
@@ -116,7 +122,7 @@ async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathe
   const views: PassageView[] = result.passages.map((p, index) => ({
     index,
     path: p.path,
-    startLine: lineInFile(gathered, p) ,
+    startLine: lineInFile(gathered, p),
     endLine: lineInFile(gathered, p) + (p.endLine - p.startLine),
     score: p.score,
     snippet: snippet(gathered.docs[p.doc]?.text ?? '', p),
@@ -171,7 +177,11 @@ async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathe
     scope: gathered.scope,
     label: gathered.label,
     at: Date.now(),
-    passages: views.map((v, i) => ({ uri: gathered.docs[result.passages[i].doc]?.uri.toString() ?? '', startLine: v.startLine, endLine: v.endLine })),
+    passages: views.map((v, i) => ({
+      uri: gathered.docs[result.passages[i].doc]?.uri.toString() ?? '',
+      startLine: v.startLine,
+      endLine: v.endLine,
+    })),
   });
 }
 

@@ -93,7 +93,13 @@ const showPanel: CommandFactory = (ctx) => () => {
 };
 
 const selectModelFolder: CommandFactory = (ctx, meter) => async () => {
-  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Use This Model', title: 'Attend: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)' });
+  const picked = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    canSelectMany: false,
+    openLabel: 'Use This Model',
+    title: 'Attend: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)',
+  });
   const dir = picked?.[0]?.fsPath;
   if (!dir) return;
   const missing = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(dir, f)));
@@ -118,7 +124,9 @@ const clearCache: CommandFactory = (ctx, meter) => async () => {
   ctx.cachedContexts = [];
   try {
     // The engine owns the store's layout, so it does the clearing (memory and disk) itself.
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Attend: clearing the cache' }, () => ctx.client.clearCache());
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Attend: clearing the cache' }, () =>
+      ctx.client.clearCache(),
+    );
     void vscode.window.showInformationMessage(`Attend: cache cleared${r.cacheDir ? ` (${r.cacheDir})` : ''}.`);
   } catch (e) {
     void vscode.window.showErrorMessage(`Attend: could not clear the cache: ${describeError(e)}`);

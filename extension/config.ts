@@ -63,6 +63,7 @@ export function readSettings(extensionPath: string, globalStoragePath: string): 
 }
 
 function expandHome(p: string): string {
-  if (p === '~' || p.startsWith('~/') || p.startsWith('~\\')) return path.join(process.env['HOME'] ?? process.env['USERPROFILE'] ?? '', p.slice(1));
+  if (p === '~' || p.startsWith('~/') || p.startsWith('~\\'))
+    return path.join(process.env['HOME'] ?? process.env['USERPROFILE'] ?? '', p.slice(1));
   return path.resolve(p);
 }

@@ -89,7 +89,9 @@ export class PassageDecorations implements vscode.HoverProvider, vscode.Disposab
       const byLevel: vscode.Range[][] = LEVELS.map(() => []);
       for (const m of this.marks) {
         if (m.uri !== uri) continue;
-        byLevel[levelOf(m.strength)].push(new vscode.Range(editor.document.positionAt(m.range.start), editor.document.positionAt(m.range.end)));
+        byLevel[levelOf(m.strength)].push(
+          new vscode.Range(editor.document.positionAt(m.range.start), editor.document.positionAt(m.range.end)),
+        );
       }
       this.types.forEach((t, i) => editor.setDecorations(t, byLevel[i]));
     }

@@ -104,7 +104,12 @@ export class EngineClient {
   }
 
   async load(weights: boolean): Promise<ModelInfo> {
-    if (!this.model) throw new EngineRequestError('no model folder configured', { problem: 'no model folder configured', kind: 'not-loaded' }, EngineErrorCode.notLoaded);
+    if (!this.model)
+      throw new EngineRequestError(
+        'no model folder configured',
+        { problem: 'no model folder configured', kind: 'not-loaded' },
+        EngineErrorCode.notLoaded,
+      );
     const params = { ...this.model, weights };
     const info = await this.request(EngineMethod.load, params);
     if (this.running) this.running.loadedModel = params;
@@ -130,7 +135,11 @@ export class EngineClient {
     return this.request(EngineMethod.clearCache, {});
   }
 
-  async request<M extends keyof EngineRequests>(method: M, params: EngineRequests[M][0], signal?: AbortSignal): Promise<EngineRequests[M][1]> {
+  async request<M extends keyof EngineRequests>(
+    method: M,
+    params: EngineRequests[M][0],
+    signal?: AbortSignal,
+  ): Promise<EngineRequests[M][1]> {
     if (this.disposed) throw this.error('the engine client was disposed', 'internal');
     if (signal?.aborted) throw this.error('cancelled', 'cancelled', EngineErrorCode.cancelled);
     const r = this.ensureRunning();
@@ -144,20 +153,25 @@ export class EngineClient {
     if (!want || (r.loadedModel && sameLoad(r.loadedModel, want))) return Promise.resolve();
     if (r.loadingModel && sameLoad(r.loadingModel.params, want)) return r.loadingModel.promise;
     const params = { ...want, weights: false };
-    const promise = this.send(r, EngineMethod.load, params).then(
-      () => {
-        r.loadedModel = params;
-      },
-    );
+    const promise = this.send(r, EngineMethod.load, params).then(() => {
+      r.loadedModel = params;
+    });
     const entry = { params, promise };
     r.loadingModel = entry;
-    void promise.finally(() => {
-      if (r.loadingModel === entry) r.loadingModel = null;
-    }).catch(() => undefined);
+    void promise
+      .finally(() => {
+        if (r.loadingModel === entry) r.loadingModel = null;
+      })
+      .catch(() => undefined);
     return promise;
   }
 
-  private send<M extends keyof EngineRequests>(r: Running, method: M, params: EngineRequests[M][0], signal?: AbortSignal): Promise<EngineRequests[M][1]> {
+  private send<M extends keyof EngineRequests>(
+    r: Running,
+    method: M,
+    params: EngineRequests[M][0],
+    signal?: AbortSignal,
+  ): Promise<EngineRequests[M][1]> {
     return new Promise<EngineRequests[M][1]>((resolve, reject) => {
       const cts = new CancellationTokenSource();
       const onAbort = (): void => cts.cancel();

@@ -103,7 +103,11 @@ export function workspaceFilter(settings: {
   readonly searchExclude: unknown;
 }): WorkspaceFilter {
   const include = settings.attendInclude.filter((p) => p.trim() !== '');
-  const exclude = [...enabledPatterns(settings.filesExclude), ...enabledPatterns(settings.searchExclude), ...settings.attendExclude.filter((p) => p.trim() !== '')];
+  const exclude = [
+    ...enabledPatterns(settings.filesExclude),
+    ...enabledPatterns(settings.searchExclude),
+    ...settings.attendExclude.filter((p) => p.trim() !== ''),
+  ];
   return { include: include.length > 0 ? include : ['**/*'], exclude: [...new Set(exclude)] };
 }
 

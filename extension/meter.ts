@@ -129,7 +129,8 @@ export function breakdownLines(m: MeterView, maxFiles = 12): string[] {
   const lines = [`${formatCount(m.used)} of ${formatCount(m.budget)} tokens (${share(m.used, m.budget)})`];
   const inc = m.files.filter((f) => f.included);
   for (const f of inc.slice(0, maxFiles)) lines.push(`  ${f.path}: ${formatCount(f.tokens)}${f.cached ? ' (cached)' : ''}`);
-  if (inc.length > maxFiles) lines.push(`  … ${inc.length - maxFiles} more files: ${formatCount(inc.slice(maxFiles).reduce((s, f) => s + f.tokens, 0))}`);
+  if (inc.length > maxFiles)
+    lines.push(`  … ${inc.length - maxFiles} more files: ${formatCount(inc.slice(maxFiles).reduce((s, f) => s + f.tokens, 0))}`);
   lines.push(`  template: ${formatCount(m.frameTokens)}`);
   lines.push(`  question: ${formatCount(m.questionTokens)}`);
   lines.push(`  answer reserve: ${formatCount(m.answerReserve)}`);
@@ -152,7 +153,12 @@ function share(a: number, b: number): string {
 }
 
 /** The progress line: "prefill 12,400 / 48,000 tokens (30,000 reused from cache)". */
-export function progressLabel(p: { readonly phase: 'load' | 'prefill' | 'decode'; readonly done: number; readonly total: number; readonly reused: number }): string {
+export function progressLabel(p: {
+  readonly phase: 'load' | 'prefill' | 'decode';
+  readonly done: number;
+  readonly total: number;
+  readonly reused: number;
+}): string {
   switch (p.phase) {
     case 'load':
       return 'loading the model…';

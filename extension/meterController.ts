@@ -52,7 +52,12 @@ export class MeterController implements vscode.Disposable {
     const doc = sel.isEmpty
       ? documentDoc(editor.document)
       : documentDoc(editor.document, { start: editor.document.offsetAt(sel.start), end: editor.document.offsetAt(sel.end) });
-    const gathered: Gathered = { scope: { kind: sel.isEmpty ? 'file' : 'selection', uri: editor.document.uri.toString() }, label: doc.path, docs: [doc], skipped: [] };
+    const gathered: Gathered = {
+      scope: { kind: sel.isEmpty ? 'file' : 'selection', uri: editor.document.uri.toString() },
+      label: doc.path,
+      docs: [doc],
+      skipped: [],
+    };
     return measure(this.ctx, gathered, '');
   }
 

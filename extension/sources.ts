@@ -69,7 +69,11 @@ export function documentDoc(document: vscode.TextDocument, selection?: { start: 
   return { uri: document.uri, path, text, baseOffset: selection.start, key: contentKey(path, text) };
 }
 
-export async function gather(scope: ScopeSpec, settings: { include: readonly string[]; exclude: readonly string[] }, token?: vscode.CancellationToken): Promise<Gathered> {
+export async function gather(
+  scope: ScopeSpec,
+  settings: { include: readonly string[]; exclude: readonly string[] },
+  token?: vscode.CancellationToken,
+): Promise<Gathered> {
   if (scope.kind === 'workspace') return gatherWorkspace(scope, settings, token);
   const uri = vscode.Uri.parse(scope.uri ?? '');
   const document = await vscode.workspace.openTextDocument(uri);
@@ -84,7 +88,11 @@ export async function gather(scope: ScopeSpec, settings: { include: readonly str
   return { scope, label: doc.path, docs: [doc], skipped: [] };
 }
 
-async function gatherWorkspace(scope: ScopeSpec, settings: { include: readonly string[]; exclude: readonly string[] }, token?: vscode.CancellationToken): Promise<Gathered> {
+async function gatherWorkspace(
+  scope: ScopeSpec,
+  settings: { include: readonly string[]; exclude: readonly string[] },
+  token?: vscode.CancellationToken,
+): Promise<Gathered> {
   const folders = vscode.workspace.workspaceFolders ?? [];
   const skipped: { path: string; reason: string }[] = [];
   const docs: GatheredDoc[] = [];
@@ -129,7 +137,11 @@ async function gatherWorkspace(scope: ScopeSpec, settings: { include: readonly s
   return { scope, label: `workspace ${names} (${docs.length} files)`, docs, skipped };
 }
 
-async function readGitignores(folder: vscode.WorkspaceFolder, excludeGlob: string | null, token?: vscode.CancellationToken): Promise<GitignoreSet> {
+async function readGitignores(
+  folder: vscode.WorkspaceFolder,
+  excludeGlob: string | null,
+  token?: vscode.CancellationToken,
+): Promise<GitignoreSet> {
   const uris = await vscode.workspace.findFiles(
     new vscode.RelativePattern(folder, '**/.gitignore'),
     excludeGlob === null ? null : new vscode.RelativePattern(folder, excludeGlob),
@@ -149,13 +161,17 @@ async function readGitignores(folder: vscode.WorkspaceFolder, excludeGlob: strin
   return new GitignoreSet(files);
 }
 
-async function readWorkspaceFile(uri: vscode.Uri, open: vscode.TextDocument | undefined): Promise<GatheredDoc | { path: string; reason: string }> {
+async function readWorkspaceFile(
+  uri: vscode.Uri,
+  open: vscode.TextDocument | undefined,
+): Promise<GatheredDoc | { path: string; reason: string }> {
   const path = displayPath(uri);
   // An open editor's text (maybe unsaved) is what the user sees and what decorations will apply to.
   if (open) return documentDoc(open);
   try {
     const stat = await vscode.workspace.fs.stat(uri);
-    if (stat.size > DEFAULT_MAX_FILE_BYTES) return { path, reason: `too large (${formatBytes(stat.size)} > limit ${formatBytes(DEFAULT_MAX_FILE_BYTES)})` };
+    if (stat.size > DEFAULT_MAX_FILE_BYTES)
+      return { path, reason: `too large (${formatBytes(stat.size)} > limit ${formatBytes(DEFAULT_MAX_FILE_BYTES)})` };
     const decoded = decodeText(await vscode.workspace.fs.readFile(uri));
     if (decoded.kind === 'binary') return { path, reason: decoded.reason };
     return { uri, path, text: decoded.text, baseOffset: 0, key: contentKey(path, decoded.text) };

@@ -48,7 +48,14 @@ const nodeCommon = {
 const builds = [
   { ...nodeCommon, entryPoints: { extension: 'extension/extension.ts' }, outdir: DIST, external: [...nodeCommon.external, 'vscode'] },
   { ...nodeCommon, entryPoints: { worker: 'engine/worker.ts', cli: 'engine/cli.ts' }, outdir: DIST },
-  { ...common, entryPoints: { main: 'webview/main.ts' }, outdir: join(DIST, 'webview'), platform: 'browser', format: 'iife', target: 'es2022' },
+  {
+    ...common,
+    entryPoints: { main: 'webview/main.ts' },
+    outdir: join(DIST, 'webview'),
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+  },
 ];
 
 function copyRuntimeFiles() {
@@ -73,11 +80,18 @@ function copyRuntimeFiles() {
   const commonDst = join(DIST, 'node_modules', 'onnxruntime-common');
   rmSync(commonDst, { recursive: true, force: true });
   mkdirSync(commonDst, { recursive: true });
-  for (const f of ['package.json', 'LICENSE', 'README.md']) if (existsSync(join(commonSrc, f))) cpSync(join(commonSrc, f), join(commonDst, f));
-  cpSync(join(commonSrc, 'dist', 'cjs'), join(commonDst, 'dist', 'cjs'), { recursive: true, filter: (p) => !p.endsWith('.map') && !p.endsWith('.d.ts') });
+  for (const f of ['package.json', 'LICENSE', 'README.md'])
+    if (existsSync(join(commonSrc, f))) cpSync(join(commonSrc, f), join(commonDst, f));
+  cpSync(join(commonSrc, 'dist', 'cjs'), join(commonDst, 'dist', 'cjs'), {
+    recursive: true,
+    filter: (p) => !p.endsWith('.map') && !p.endsWith('.d.ts'),
+  });
   if (existsSync(join(commonSrc, 'dist', 'esm'))) {
     // package.json "exports" names the esm entry too; ship it so resolution never fails on a missing file.
-    cpSync(join(commonSrc, 'dist', 'esm'), join(commonDst, 'dist', 'esm'), { recursive: true, filter: (p) => !p.endsWith('.map') && !p.endsWith('.d.ts') });
+    cpSync(join(commonSrc, 'dist', 'esm'), join(commonDst, 'dist', 'esm'), {
+      recursive: true,
+      filter: (p) => !p.endsWith('.map') && !p.endsWith('.d.ts'),
+    });
   }
   return copied;
 }

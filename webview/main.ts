@@ -65,7 +65,16 @@ function onMessage(msg: ExtensionToWebviewMessage): void {
     case 'answerStart':
       streaming = true;
       progress = '';
-      update({ askId: msg.askId, question: msg.question, scope: msg.scope, answer: '', sentences: [], summary: null, passages: [], error: null });
+      update({
+        askId: msg.askId,
+        question: msg.question,
+        scope: msg.scope,
+        answer: '',
+        sentences: [],
+        summary: null,
+        passages: [],
+        error: null,
+      });
       render();
       return;
     case 'answerProgress':
@@ -125,7 +134,9 @@ function render(): void {
 function renderHeader(): void {
   header.replaceChildren();
   if (!state.question) {
-    header.append(el('p', 'hint', 'Run “Attend: Ask About Current File”, “Ask About Selection” or “Ask About Workspace” to ask a question.'));
+    header.append(
+      el('p', 'hint', 'Run “Attend: Ask About Current File”, “Ask About Selection” or “Ask About Workspace” to ask a question.'),
+    );
     return;
   }
   const form = el('form', 'ask-again');

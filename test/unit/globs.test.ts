@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { enabledPatterns, excludedBecause, findFilesExclude, GitignoreSet, GlobSet, globToRegExp, workspaceFilter } from '../../extension/globs';
+import {
+  enabledPatterns,
+  excludedBecause,
+  findFilesExclude,
+  GitignoreSet,
+  GlobSet,
+  globToRegExp,
+  workspaceFilter,
+} from '../../extension/globs';
 
 test('VS Code glob syntax', () => {
   const m = (g: string, p: string): boolean => globToRegExp(g).test(p);
@@ -34,10 +42,17 @@ test('a pattern matching a folder covers everything inside it', () => {
 test('settings combine: include defaults to everything; only true entries of exclude objects count', () => {
   assert.deepEqual(enabledPatterns({ '**/.git': true, '**/*.js': { when: '$(basename).ts' }, '**/off': false }), ['**/.git']);
   assert.deepEqual(enabledPatterns(null), []);
-  const f = workspaceFilter({ attendInclude: [], attendExclude: ['**/*.log', ''], filesExclude: { '**/.git': true }, searchExclude: { '**/node_modules': true, '**/.git': true } });
+  const f = workspaceFilter({
+    attendInclude: [],
+    attendExclude: ['**/*.log', ''],
+    filesExclude: { '**/.git': true },
+    searchExclude: { '**/node_modules': true, '**/.git': true },
+  });
   assert.deepEqual(f.include, ['**/*']);
   assert.deepEqual(f.exclude, ['**/.git', '**/node_modules', '**/*.log']);
-  assert.deepEqual(workspaceFilter({ attendInclude: ['docs/**'], attendExclude: [], filesExclude: {}, searchExclude: {} }).include, ['docs/**']);
+  assert.deepEqual(workspaceFilter({ attendInclude: ['docs/**'], attendExclude: [], filesExclude: {}, searchExclude: {} }).include, [
+    'docs/**',
+  ]);
 });
 
 test('findFiles gets the brace-free excludes joined; nested-brace patterns are left to GlobSet', () => {

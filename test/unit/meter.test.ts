@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { breakdownLines, cachedPrefixDocs, computeMeter, formatTokens, progressLabel, statusText, type MeterInput } from '../../extension/meter';
+import {
+  breakdownLines,
+  cachedPrefixDocs,
+  computeMeter,
+  formatTokens,
+  progressLabel,
+  statusText,
+  type MeterInput,
+} from '../../extension/meter';
 
 const base: MeterInput = {
   files: [
@@ -72,7 +80,10 @@ test('formatting: tokens, status text, progress label, breakdown', () => {
   const m = computeMeter({ ...base, budget: 32_000, window: 1000, files: [{ path: 'a', tokens: 12_000, overhead: 124, key: 'a' }] });
   assert.equal(statusText({ ...m, used: 12_400 }), 'Attend 12.4k / 32k · window 1k');
   assert.equal(statusText({ ...m, window: null }), `Attend ${formatTokens(m.used)} / 32k`);
-  assert.equal(progressLabel({ phase: 'prefill', done: 12_400, total: 48_000, reused: 30_000 }), 'prefill 12,400 / 48,000 tokens (30,000 reused from cache)');
+  assert.equal(
+    progressLabel({ phase: 'prefill', done: 12_400, total: 48_000, reused: 30_000 }),
+    'prefill 12,400 / 48,000 tokens (30,000 reused from cache)',
+  );
   assert.equal(progressLabel({ phase: 'prefill', done: 5, total: 10, reused: 0 }), 'prefill 5 / 10 tokens');
   const lines = breakdownLines(computeMeter(base));
   assert.ok(lines.some((l) => l.includes('big.md') && l.includes('over the token budget')));

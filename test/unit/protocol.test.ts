@@ -15,7 +15,12 @@ import {
 } from '../../engine/protocol';
 
 test('webview -> extension commands: well-formed accepted, malformed rejected', () => {
-  for (const ok of [{ type: 'ready' }, { type: 'revealPassage', askId: 'a1', index: 0 }, { type: 'askAgain', question: 'why?' }, { type: 'cancel', askId: 'a1' }]) {
+  for (const ok of [
+    { type: 'ready' },
+    { type: 'revealPassage', askId: 'a1', index: 0 },
+    { type: 'askAgain', question: 'why?' },
+    { type: 'cancel', askId: 'a1' },
+  ]) {
     assert.ok(isWebviewToExtensionMessage(ok), JSON.stringify(ok));
   }
   for (const bad of [
@@ -57,15 +62,48 @@ test('extension -> webview notifications are guarded too', () => {
   assert.ok(!isExtensionToWebviewMessage({ type: 'meter', meter: { ...meter, files: [{ path: 'a' }] } }));
   assert.ok(isExtensionToWebviewMessage({ type: 'answerToken', askId: 'a', index: 0, text: 'x' }));
   assert.ok(!isExtensionToWebviewMessage({ type: 'answerToken', askId: 'a', index: 0 }));
-  assert.ok(isExtensionToWebviewMessage({ type: 'passages', askId: 'a', passages: [{ index: 0, path: 'p', startLine: 0, endLine: 1, score: 0.5, snippet: '<b>' }] }));
+  assert.ok(
+    isExtensionToWebviewMessage({
+      type: 'passages',
+      askId: 'a',
+      passages: [{ index: 0, path: 'p', startLine: 0, endLine: 1, score: 0.5, snippet: '<b>' }],
+    }),
+  );
   assert.ok(!isExtensionToWebviewMessage({ type: 'passages', askId: 'a', passages: [{ index: 0, path: 'p' }] }));
   const summary = { stopReason: 'eos', promptTokens: 1, reusedTokens: 0, computedTokens: 1, generatedTokens: 1, prefillMs: 1, decodeMs: 1 };
-  assert.ok(isExtensionToWebviewMessage({ type: 'answerDone', askId: 'a', answer: 'x', sentences: [{ start: 0, end: 1, passages: [{ index: 0, weight: 1 }] }], summary }));
-  assert.ok(!isExtensionToWebviewMessage({ type: 'answerDone', askId: 'a', answer: 'x', sentences: [], summary: { ...summary, stopReason: 'bored' } }));
+  assert.ok(
+    isExtensionToWebviewMessage({
+      type: 'answerDone',
+      askId: 'a',
+      answer: 'x',
+      sentences: [{ start: 0, end: 1, passages: [{ index: 0, weight: 1 }] }],
+      summary,
+    }),
+  );
+  assert.ok(
+    !isExtensionToWebviewMessage({
+      type: 'answerDone',
+      askId: 'a',
+      answer: 'x',
+      sentences: [],
+      summary: { ...summary, stopReason: 'bored' },
+    }),
+  );
 });
 
 test('webview state read back is validated', () => {
-  const s: WebviewState = { version: 1, askId: null, question: '', scope: '', answer: '', sentences: [], summary: null, passages: [], meter, error: null };
+  const s: WebviewState = {
+    version: 1,
+    askId: null,
+    question: '',
+    scope: '',
+    answer: '',
+    sentences: [],
+    summary: null,
+    passages: [],
+    meter,
+    error: null,
+  };
   assert.ok(isWebviewState(s));
   assert.ok(!isWebviewState({ ...s, version: 2 }));
   assert.ok(!isWebviewState({ ...s, passages: 'x' }));
@@ -79,7 +117,16 @@ test('engine request params: ask', () => {
   assert.ok(!isAskParams({ ...ok, askId: '' }));
   assert.ok(!isAskParams({ ...ok, question: '   ' }));
   assert.ok(!isAskParams({ ...ok, maxNewTokens: 0 }));
-  assert.ok(!isAskParams({ ...ok, docs: [{ path: 'x', text: 'a' }, { path: 'x', text: 'b' }] }), 'duplicate paths');
+  assert.ok(
+    !isAskParams({
+      ...ok,
+      docs: [
+        { path: 'x', text: 'a' },
+        { path: 'x', text: 'b' },
+      ],
+    }),
+    'duplicate paths',
+  );
   assert.ok(!isAskParams({ ...ok, docs: [{ path: 'x' }] }));
   assert.ok(!isAskParams({ ...ok, temperature: -1 }));
   assert.ok(!isAskParams({ ...ok, stop: [''] }));

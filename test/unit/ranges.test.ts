@@ -47,7 +47,25 @@ test('edits before a range shift it, edits after leave it, overlapping edits dro
 test('several changes of one event apply as if from the last to the first', () => {
   const r = { start: 10, end: 20 };
   // Two cursors: insert "AB" at 2 and "C" at 30 (offsets refer to the text before the event), in any order.
-  assert.deepEqual(applyChanges(r, [{ offset: 2, length: 0, text: 'AB' }, { offset: 30, length: 0, text: 'C' }]), { start: 12, end: 22 });
-  assert.deepEqual(applyChanges(r, [{ offset: 30, length: 0, text: 'C' }, { offset: 2, length: 0, text: 'AB' }]), { start: 12, end: 22 });
-  assert.equal(applyChanges(r, [{ offset: 2, length: 0, text: 'AB' }, { offset: 15, length: 0, text: 'C' }]), null);
+  assert.deepEqual(
+    applyChanges(r, [
+      { offset: 2, length: 0, text: 'AB' },
+      { offset: 30, length: 0, text: 'C' },
+    ]),
+    { start: 12, end: 22 },
+  );
+  assert.deepEqual(
+    applyChanges(r, [
+      { offset: 30, length: 0, text: 'C' },
+      { offset: 2, length: 0, text: 'AB' },
+    ]),
+    { start: 12, end: 22 },
+  );
+  assert.equal(
+    applyChanges(r, [
+      { offset: 2, length: 0, text: 'AB' },
+      { offset: 15, length: 0, text: 'C' },
+    ]),
+    null,
+  );
 });

@@ -35,9 +35,15 @@ const passages: WirePassage[] = [
 
 test('a sentence draws on the passages its tokens attended to, as shares', () => {
   const tokens = [
-    tok('A', [{ doc: 0, start: 2, end: 4, weight: 0.5 }, { doc: 0, start: 25, end: 27, weight: 0.5 }]),
+    tok('A', [
+      { doc: 0, start: 2, end: 4, weight: 0.5 },
+      { doc: 0, start: 25, end: 27, weight: 0.5 },
+    ]),
     tok('.', [{ doc: 0, start: 5, end: 6, weight: 1 }]),
-    tok(' B', [{ doc: 1, start: 0, end: 3, weight: 0.75 }, { doc: 0, start: 90, end: 95, weight: 0.25 }]),
+    tok(' B', [
+      { doc: 1, start: 0, end: 3, weight: 0.75 },
+      { doc: 0, start: 90, end: 95, weight: 0.25 },
+    ]),
     tok('.'),
   ];
   const views = sentenceViews(tokens, passages);

@@ -35,7 +35,13 @@ test('load reports the model without loading weights', { skip: !hasFixture }, as
 });
 
 test('countTokens gives per-file counts and the prompt frame', { skip: !hasFixture }, async () => {
-  const r = await client.countTokens({ docs: [{ path: 'a.txt', text: DOC }, { path: 'b.txt', text: '' }], question: 'Who counted?' });
+  const r = await client.countTokens({
+    docs: [
+      { path: 'a.txt', text: DOC },
+      { path: 'b.txt', text: '' },
+    ],
+    question: 'Who counted?',
+  });
   assert.equal(r.perFile.length, 2);
   assert.ok(r.perFile[0].tokens > 10);
   assert.equal(r.perFile[1].tokens, 0);
@@ -109,7 +115,10 @@ test('a bad model folder is reported with the file and the problem', { skip: !ha
   const other = new EngineClient({ workerPath: WORKER, execPath: process.execPath, log: () => undefined });
   other.setModel({ modelDir: path.join(ROOT, 'no-such-model'), window: null, sinks: null, weights: false });
   try {
-    await assert.rejects(other.load(false), (e: unknown) => e instanceof EngineRequestError && e.data.kind === 'bad-model' && /no-such-model/.test(e.message));
+    await assert.rejects(
+      other.load(false),
+      (e: unknown) => e instanceof EngineRequestError && e.data.kind === 'bad-model' && /no-such-model/.test(e.message),
+    );
   } finally {
     await other.dispose();
   }
