@@ -31,10 +31,12 @@ export function scoreBlocks(
   const cells = nLayers * nHeads * nQuestion;
   // log-sum-exp of each (block, layer, head, token) cell, then normalised per cell over blocks.
   const lse = new Float64Array(blockCount * cells).fill(-Infinity);
+  let dots = new Float64Array(0);
   for (let b = 0; b < blockCount; b++) {
     const block = load(b);
     if (!block) continue;
     const len = block.end - block.start;
+    if (dots.length < len) dots = new Float64Array(len);
     for (let l = 0; l < nLayers; l++) {
       const keys = block.keys[l];
       const q = queries[l];
@@ -43,7 +45,6 @@ export function scoreBlocks(
         for (let t = 0; t < nQuestion; t++) {
           const qBase = (t * nHeads + h) * d;
           let max = -Infinity;
-          const dots = new Float64Array(len);
           for (let k = 0; k < len; k++) {
             let dot = 0;
             const kb = kvBase + k * d;

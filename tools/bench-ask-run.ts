@@ -1,0 +1,89 @@
+// One `ask` through the public engine API in a fresh process: time to first token, cache reuse, peak RSS (one JSON line).
+// usage: node out/tools/bench-ask-run.js --model DIR --tokens N [--cache DIR | --no-cache] [--no-memory] [--threads N]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../engine/engine';
+import { loadTokenizer } from '../engine/tokenizer';
+
+/** Real English text from the machine, repeated with numbered sections until it reaches `tokens` model tokens. */
+export function benchDocument(modelDir: string, tokens: number): string {
+  const dir = '/usr/share/common-licenses';
+  const texts = fs
+    .readdirSync(dir)
+    .sort()
+    .map((f) => path.join(dir, f))
+    .filter((f) => fs.statSync(f).isFile())
+    .map((f) => fs.readFileSync(f, 'utf8'));
+  const tok = loadTokenizer(modelDir);
+  const parts: string[] = [];
+  let count = 0;
+  for (let i = 0; count < tokens; i++) {
+    const piece = `\n## Section ${i + 1}\n\n${texts[i % texts.length]}`;
+    const n = tok.count(piece);
+    if (count + n > tokens) {
+      // Trim the last piece by lines to land close to the target.
+      const lines = piece.split('\n');
+      let keep = '';
+      for (const line of lines) {
+        const next = keep + line + '\n';
+        if (count + tok.count(next) > tokens) break;
+        keep = next;
+      }
+      parts.push(keep);
+      break;
+    }
+    parts.push(piece);
+    count += n;
+  }
+  return parts.join('');
+}
+
+function peakRssBytes(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      cache: { type: 'string' },
+      'no-cache': { type: 'boolean' },
+      'no-memory': { type: 'boolean' },
+      threads: { type: 'string' },
+      question: { type: 'string', default: 'What is the pass key?' },
+    },
+  });
+  const modelDir = values.model!;
+  const text = benchDocument(modelDir, Number(values.tokens));
+  const engine = await Engine.load({
+    modelDir,
+    cacheDir: values['no-cache'] ? null : values.cache!,
+    memory: values['no-memory'] ? null : { topK: 4 },
+    ...(values.threads ? { threads: Number(values.threads) } : {}),
+  });
+  const t0 = performance.now();
+  const r = await engine.ask({ docs: [{ path: 'bench.md', text }], question: values.question!, maxNewTokens: 8 });
+  const totalMs = performance.now() - t0;
+  await engine.dispose();
+  process.stdout.write(
+    JSON.stringify({
+      promptTokens: r.promptTokens,
+      reusedTokens: r.reusedTokens,
+      reusedFrom: r.reusedFrom,
+      computedTokens: r.computedTokens,
+      firstTokenMs: r.timings.firstTokenMs,
+      totalMs,
+      peakRssMB: peakRssBytes() / 2 ** 20,
+    }) + '\n',
+  );
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
