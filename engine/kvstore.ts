@@ -1,0 +1,853 @@
+// The persisted KV block store: content-addressed blocks of consecutive prompt tokens, one file per block.
+//
+// Keys form a hash chain: h_{-1} = sha256(fingerprint), h_i = sha256(h_{i-1} ‖ ids of block i as int32 LE), so a
+// block's key names the whole prefix up to and including it (the KV of a token depends only on the tokens before it).
+//
+// On disk: <dir>/<fingerprint[0:16]>/<hash[0:2]>/<hash>.kv, published by rename of a fsynced temp file in the same
+// directory, so a reader (in this or another process) sees either nothing or a complete file. Every read is checked
+// (magic, version, size, sha256 trailer, fingerprint, own hash, geometry, positions, token ids); a bad entry is reported,
+// removed and treated as absent. Write failures that will not go away (disk full, read-only, no permission) turn
+// caching off for the session with one warning; answers keep working without the cache.
+//
+// File layout (all little-endian, fixed offsets):
+//   0   magic 'ATTNKVB\0' (8 bytes)
+//   8   u32 format version (KV_FORMAT_VERSION)
+//   12  u32 header bytes (= 168, where the token ids start)
+//   16  fingerprint, 64 ASCII hex chars
+//   80  block hash (the file's own key), 64 ASCII hex chars
+//   144 u32 dtype (1 = f32)
+//   148 u32 nLayers, 152 u32 nKvHeads, 156 u32 headDim, 160 u32 block length (tokens), 164 u32 reserved (0)
+//   168 i32[len] token ids, then i32[len] absolute positions
+//   then per layer l: K[l] f32 (nKvHeads, len, headDim), V[l] f32 (nKvHeads, len, headDim)
+//   last 32 bytes: sha256 of every byte before it
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+
+/** Version of the block file layout; a file with another version is treated as foreign (removed, recomputed). */
+export const KV_FORMAT_VERSION = 1;
+/**
+ * Version of everything that shapes the numbers inside a block besides the model files and settings: the ONNX graph
+ * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
+ * stop matching; it is hashed into the model fingerprint.
+ */
+export const ENGINE_FORMAT_VERSION = 1;
+/** Default number of tokens per block. */
+export const DEFAULT_BLOCK_TOKENS = 128;
+
+const MAGIC = Buffer.from('ATTNKVB\0', 'latin1');
+const HEADER_BYTES = 168;
+const TRAILER_BYTES = 32;
+const DTYPE_F32 = 1;
+const HEX64 = /^[0-9a-f]{64}$/;
+const MODEL_DIR_RE = /^[0-9a-f]{16}$/;
+const SHARD_DIR_RE = /^[0-9a-f]{2}$/;
+const ENTRY_RE = /^[0-9a-f]{64}\.kv$/;
+const TEMP_RE = /^\.[0-9a-f]{64}\.\d+\.[0-9a-f]+\.tmp$/;
+/** Temp files older than this are leftovers of a crashed writer and are removed by scans. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+/** Re-read the real store size after this many writes (other processes write too). */
+const RESCAN_EVERY = 64;
+/** Errors after which writing is pointless for the rest of the session. */
+const PERSISTENT_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EISDIR', 'EFBIG']);
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+export interface KvBlock {
+  readonly tokenIds: Int32Array; // (len)
+  readonly positions: Int32Array; // (len) absolute positions, consecutive
+  readonly keys: readonly Float32Array[]; // per layer, (nKvHeads, len, headDim)
+  readonly values: readonly Float32Array[];
+}
+
+export interface KvGeometry {
+  readonly nLayers: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+}
+
+export interface KvStoreOptions {
+  /** Disk budget for the whole store directory (every model's blocks); LRU entries are evicted past it. */
+  readonly maxBytes: number;
+  readonly geometry: KvGeometry;
+  /** 64 lowercase hex digits, from modelFingerprint(). */
+  readonly fingerprint: string;
+  /** Receives every problem (bad entry, write failure); default: console.warn. */
+  readonly warn?: (msg: string) => void;
+  /** Eviction stops once the store is at or below lowWater * maxBytes (default 0.9, so scans are not per write). */
+  readonly lowWater?: number;
+}
+
+export interface KvStoreStats {
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+function isHex64(s: unknown): s is string {
+  return typeof s === 'string' && HEX64.test(s);
+}
+
+function errCode(e: unknown): string {
+  const c = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof c === 'string' ? c : 'EUNKNOWN';
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** 'CODE: message' without repeating the code node already puts at the front of the message. */
+function describe(e: unknown): string {
+  const code = errCode(e);
+  const msg = errText(e);
+  return msg.startsWith(`${code}:`) ? msg : `${code}: ${msg}`;
+}
+
+function int32Bytes(ids: ArrayLike<number>, what: string): Buffer {
+  const buf = Buffer.allocUnsafe(ids.length * 4);
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i];
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {
+      throw new RangeError(`${what}: token id at index ${i} is ${v}, not a 32-bit integer`);
+    }
+    buf.writeInt32LE(v, i * 4);
+  }
+  return buf;
+}
+
+/** h_{-1}: the chain's start for one model fingerprint (hex). */
+export function rootHash(fingerprint: string): string {
+  return createHash('sha256').update(fingerprint, 'utf8').digest('hex');
+}
+
+/** h_i = sha256(h_{i-1} as 32 raw bytes ‖ ids as int32 LE) (hex). */
+export function chainHash(prev: string, ids: ArrayLike<number>): string {
+  if (!isHex64(prev)) throw new TypeError(`chainHash: previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prev)}`);
+  return createHash('sha256').update(Buffer.from(prev, 'hex')).update(int32Bytes(ids, 'chainHash')).digest('hex');
+}
+
+/**
+ * Keys of the blocks of `ids` split every `blockTokens` tokens: element i names ids[0 .. (i+1)*blockTokens).
+ * A trailing partial block gets a key only with `includePartial`.
+ */
+export function blockHashes(
+  fingerprint: string,
+  ids: ArrayLike<number>,
+  blockTokens = DEFAULT_BLOCK_TOKENS,
+  includePartial = false,
+): string[] {
+  if (!Number.isInteger(blockTokens) || blockTokens <= 0)
+    throw new RangeError(`blockHashes: block size ${blockTokens} is not a positive integer`);
+  const out: string[] = [];
+  let h = rootHash(fingerprint);
+  for (let start = 0; start < ids.length; start += blockTokens) {
+    const end = Math.min(start + blockTokens, ids.length);
+    if (end - start < blockTokens && !includePartial) break;
+    const slice = Array.prototype.slice.call(ids, start, end) as number[];
+    h = chainHash(h, slice);
+    out.push(h);
+  }
+  return out;
+}
+
+/** `$XDG_CACHE_HOME/attend`, else `~/.cache/attend` (the CLI's store; the extension passes its globalStorage path). */
+export function defaultCacheDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'attend');
+  return path.join(os.homedir(), '.cache', 'attend');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Model fingerprint
+
+/** JSON with object keys sorted at every level; rejects values JSON cannot carry faithfully. */
+export function canonicalJson(value: unknown): string {
+  const enc = (v: unknown, at: string): string => {
+    if (v === null) return 'null';
+    switch (typeof v) {
+      case 'boolean':
+        return v ? 'true' : 'false';
+      case 'string':
+        return JSON.stringify(v);
+      case 'number':
+        if (!Number.isFinite(v)) throw new TypeError(`canonicalJson: ${at} is ${v}, not a finite number`);
+        return JSON.stringify(v);
+      case 'object': {
+        if (Array.isArray(v)) return `[${v.map((x, i) => enc(x === undefined ? null : x, `${at}[${i}]`)).join(',')}]`;
+        const o = v as Record<string, unknown>;
+        const keys = Object.keys(o)
+          .filter((k) => o[k] !== undefined)
+          .sort();
+        return `{${keys.map((k) => `${JSON.stringify(k)}:${enc(o[k], `${at}.${k}`)}`).join(',')}}`;
+      }
+      default:
+        throw new TypeError(`canonicalJson: ${at} has type ${typeof v}`);
+    }
+  };
+  return enc(value, 'settings');
+}
+
+interface DigestEntry {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  sha256: string;
+  usedAt: number;
+}
+
+const DIGEST_CACHE_FILE = 'weights-digest.json';
+const DIGEST_CACHE_MAX = 256;
+const memoDigests = new Map<string, DigestEntry>();
+
+function sameStat(e: DigestEntry, st: fs.Stats): boolean {
+  return e.size === st.size && e.mtimeMs === st.mtimeMs && e.ctimeMs === st.ctimeMs && e.ino === st.ino;
+}
+
+function sha256File(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(4 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      h.update(chunk.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+function loadDigestCache(file: string): Record<string, DigestEntry> {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown; entries?: unknown };
+    if (parsed.version === 1 && parsed.entries && typeof parsed.entries === 'object') return parsed.entries as Record<string, DigestEntry>;
+  } catch {
+    // absent or unreadable: start empty
+  }
+  return {};
+}
+
+function saveDigestCache(file: string, entries: Record<string, DigestEntry>): void {
+  const names = Object.keys(entries).sort((a, b) => entries[b].usedAt - entries[a].usedAt);
+  const kept: Record<string, DigestEntry> = {};
+  for (const n of names.slice(0, DIGEST_CACHE_MAX)) kept[n] = entries[n];
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(tmp, JSON.stringify({ version: 1, entries: kept }));
+    fs.renameSync(tmp, file);
+  } catch {
+    // the digest cache is an optimisation only
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* not there */
+    }
+  }
+}
+
+function hashField(h: ReturnType<typeof createHash>, name: string, data: Buffer | string): void {
+  const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  h.update(`${name}\0${b.length}\0`, 'utf8');
+  h.update(b);
+}
+
+/**
+ * sha256 (hex) identifying everything a block's numbers depend on: ENGINE_FORMAT_VERSION, KV_FORMAT_VERSION,
+ * config.json and tokenizer.json bytes, every *.safetensors file's bytes (by its streamed sha256), and `settings`
+ * (window, sinks, block size, dtype, ...) canonically serialised. Weight digests are cached in
+ * `<digestCacheDir>/weights-digest.json` keyed by path + size + mtimeMs (+ ctimeMs and inode), and in memory for the
+ * process; without `digestCacheDir` only the in-memory cache is used. Throws (naming the file) if config.json is
+ * missing or a file cannot be read.
+ */
+export function modelFingerprint(modelDir: string, settings: Record<string, unknown>, digestCacheDir?: string): string {
+  const dir = path.resolve(modelDir);
+  const h = createHash('sha256');
+  hashField(h, 'attend-model-fingerprint', `${ENGINE_FORMAT_VERSION}/${KV_FORMAT_VERSION}`);
+
+  const configPath = path.join(dir, 'config.json');
+  let config: Buffer;
+  try {
+    config = fs.readFileSync(configPath);
+  } catch (e) {
+    throw new Error(`${configPath}: cannot read the model config (${describe(e)})`);
+  }
+  hashField(h, 'config.json', config);
+
+  const tokPath = path.join(dir, 'tokenizer.json');
+  let tok: Buffer | null = null;
+  try {
+    tok = fs.readFileSync(tokPath);
+  } catch (e) {
+    if (errCode(e) !== 'ENOENT') throw new Error(`${tokPath}: cannot read the tokenizer (${describe(e)})`);
+  }
+  if (tok) hashField(h, 'tokenizer.json', tok);
+  else hashField(h, 'tokenizer.json:absent', '');
+
+  const shards = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.safetensors'))
+    .sort();
+  const cacheFile = digestCacheDir ? path.join(path.resolve(digestCacheDir), DIGEST_CACHE_FILE) : null;
+  const onDisk = cacheFile ? loadDigestCache(cacheFile) : {};
+  let dirty = false;
+  for (const name of shards) {
+    const file = path.join(dir, name);
+    let digest: string;
+    try {
+      const st = fs.statSync(file);
+      const cached = memoDigests.get(file) ?? onDisk[file];
+      if (cached && typeof cached.sha256 === 'string' && sameStat(cached, st)) {
+        digest = cached.sha256;
+      } else {
+        digest = sha256File(file);
+        const after = fs.statSync(file);
+        const entry: DigestEntry = {
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          ctimeMs: st.ctimeMs,
+          ino: st.ino,
+          sha256: digest,
+          usedAt: Date.now(),
+        };
+        // Only remember a digest if the file did not change while it was hashed.
+        if (sameStat(entry, after)) {
+          memoDigests.set(file, entry);
+          onDisk[file] = entry;
+          dirty = true;
+        }
+      }
+      if (onDisk[file] && Date.now() - onDisk[file].usedAt > 24 * 3600 * 1000) {
+        onDisk[file] = { ...onDisk[file], usedAt: Date.now() };
+        dirty = true;
+      }
+    } catch (e) {
+      throw new Error(`${file}: cannot hash the weights (${describe(e)})`);
+    }
+    hashField(h, `weights:${name}`, digest);
+  }
+  if (cacheFile && dirty) saveDigestCache(cacheFile, onDisk);
+
+  hashField(h, 'settings', canonicalJson(settings));
+  return h.digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Byte helpers (little-endian on disk whatever the host)
+
+function putF32(buf: Buffer, off: number, src: Float32Array): void {
+  if (LITTLE_ENDIAN) buf.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength), off);
+  else for (let i = 0; i < src.length; i++) buf.writeFloatLE(src[i], off + 4 * i);
+}
+
+function putI32(buf: Buffer, off: number, src: Int32Array): void {
+  if (LITTLE_ENDIAN) buf.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength), off);
+  else for (let i = 0; i < src.length; i++) buf.writeInt32LE(src[i], off + 4 * i);
+}
+
+function getF32(buf: Buffer, off: number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(buf.subarray(off, off + 4 * n));
+  else for (let i = 0; i < n; i++) out[i] = buf.readFloatLE(off + 4 * i);
+  return out;
+}
+
+function getI32(buf: Buffer, off: number, n: number): Int32Array {
+  const out = new Int32Array(n);
+  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(buf.subarray(off, off + 4 * n));
+  else for (let i = 0; i < n; i++) out[i] = buf.readInt32LE(off + 4 * i);
+  return out;
+}
+
+/** Total file size of a block of `len` tokens. */
+export function blockFileBytes(geometry: KvGeometry, len: number): number {
+  return HEADER_BYTES + 8 * len + 2 * geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
+}
+
+function readWhole(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = fs.readSync(fd, buf, off, size - off, off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === size ? buf : buf.subarray(0, off);
+}
+
+function writeWhole(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+interface ScanEntry {
+  readonly file: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export class KvBlockStore {
+  /** Root of the store (shared by every model). */
+  readonly dir: string;
+  /** This model's subdirectory: <dir>/<fingerprint[0:16]>. */
+  readonly modelDir: string;
+  readonly geometry: KvGeometry;
+  readonly fingerprint: string;
+  readonly maxBytes: number;
+  private readonly lowWater: number;
+  private readonly warnFn: (msg: string) => void;
+  private disabledBy: string | null = null;
+  private readonly warnedCodes = new Set<string>();
+  private approxBytes: number | null = null;
+  private writesSinceScan = 0;
+  private clock = 0;
+
+  constructor(dir: string, opts: KvStoreOptions) {
+    if (!isHex64(opts.fingerprint))
+      throw new TypeError(`KvBlockStore: fingerprint must be 64 lowercase hex digits, got ${JSON.stringify(opts.fingerprint)}`);
+    const g = opts.geometry;
+    for (const k of ['nLayers', 'nKvHeads', 'headDim'] as const) {
+      if (!Number.isInteger(g[k]) || g[k] <= 0 || g[k] > 0xffffffff)
+        throw new RangeError(`KvBlockStore: geometry.${k} is ${g[k]}, not a positive integer`);
+    }
+    if (!(opts.maxBytes >= 0)) throw new RangeError(`KvBlockStore: maxBytes is ${opts.maxBytes}`);
+    const lw = opts.lowWater ?? 0.9;
+    if (!(lw > 0 && lw <= 1)) throw new RangeError(`KvBlockStore: lowWater ${lw} is not in (0, 1]`);
+    this.dir = path.resolve(dir);
+    this.fingerprint = opts.fingerprint;
+    this.modelDir = path.join(this.dir, opts.fingerprint.slice(0, 16));
+    this.geometry = { nLayers: g.nLayers, nKvHeads: g.nKvHeads, headDim: g.headDim };
+    this.maxBytes = opts.maxBytes;
+    this.lowWater = lw;
+    this.warnFn = opts.warn ?? ((m) => console.warn(m));
+  }
+
+  /** Why writing was turned off for this session (an errno code), or null while the store writes. */
+  get readOnlyReason(): string | null {
+    return this.disabledBy;
+  }
+
+  /** The entry's path. Throws on a key that is not 64 lowercase hex digits (so no key can leave the directory). */
+  pathFor(hash: string): string {
+    if (!isHex64(hash)) throw new TypeError(`KV block key must be 64 lowercase hex digits, got ${JSON.stringify(hash)}`);
+    return path.join(this.modelDir, hash.slice(0, 2), `${hash}.kv`);
+  }
+
+  has(hash: string): boolean {
+    if (!isHex64(hash)) return false;
+    try {
+      return fs.statSync(this.pathFor(hash)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The block stored under `hash`, or null when absent. A bad entry (truncated, corrupt, foreign version, another
+   * model's, another geometry, other token ids) is reported through `warn`, removed, and read as absent. Never throws.
+   */
+  read(hash: string, expectIds: ArrayLike<number>): KvBlock | null {
+    if (!isHex64(hash)) {
+      this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
+      return null;
+    }
+    const file = this.pathFor(hash);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (e) {
+      const code = errCode(e);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.warn(`Attend KV cache: ${file}: cannot open (${describe(e)}); treated as absent`);
+      return null;
+    }
+    let buf: Buffer;
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(fd);
+      if (!st.isFile()) {
+        this.warn(`Attend KV cache: ${file}: not a regular file; treated as absent`);
+        return null;
+      }
+      buf = readWhole(fd, st.size);
+    } catch (e) {
+      this.warn(`Attend KV cache: ${file}: cannot read (${describe(e)}); treated as absent`);
+      return null;
+    } finally {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    let decoded: KvBlock | string;
+    try {
+      decoded = this.decode(buf, hash, expectIds);
+    } catch (e) {
+      decoded = `unreadable (${errText(e)})`;
+    }
+    if (typeof decoded === 'string') {
+      this.discard(file, st, decoded);
+      return null;
+    }
+    this.touch(file);
+    return decoded;
+  }
+
+  /**
+   * Stores `block` under `hash` (atomic: temp file in the same directory, fsync, rename). An existing complete entry is
+   * left alone. Returns false when nothing was stored: after ENOSPC/EROFS/EACCES and the like, the store warns once and
+   * stops writing for the session. Throws only on a block that does not fit the store's geometry or a malformed key.
+   */
+  write(hash: string, block: KvBlock): boolean {
+    const file = this.pathFor(hash);
+    const len = this.checkBlock(block);
+    if (this.disabledBy !== null) return false;
+    const size = blockFileBytes(this.geometry, len);
+    try {
+      const st = fs.statSync(file);
+      if (st.isFile() && st.size === size) {
+        this.touch(file);
+        return true;
+      }
+    } catch {
+      // absent (or unreadable): write it
+    }
+    const buf = this.encode(hash, block, len);
+    const sub = path.dirname(file);
+    const tmp = path.join(sub, `.${hash}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    let fd: number | null = null;
+    let stage = 'create directory';
+    try {
+      fs.mkdirSync(sub, { recursive: true });
+      stage = 'create temp file';
+      fd = fs.openSync(tmp, 'wx', 0o644);
+      stage = 'write';
+      writeWhole(fd, buf);
+      const t = this.tick() / 1000;
+      fs.futimesSync(fd, t, t);
+      stage = 'fsync';
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fd = null;
+      stage = 'publish (rename)';
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      if (fd !== null) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* ignore */
+        }
+      }
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* never created or already gone */
+      }
+      // A concurrent writer of the same block may have won the rename (Windows refuses to replace an open file).
+      if (stage.startsWith('publish')) {
+        try {
+          if (fs.statSync(file).size === size) return true;
+        } catch {
+          /* not there */
+        }
+      }
+      return this.writeFailed(file, stage, e);
+    }
+    this.afterWrite(size);
+    return true;
+  }
+
+  /** Entries and bytes of the whole store (every model), as counted against maxBytes. */
+  stats(): KvStoreStats {
+    const all = this.scan();
+    let bytes = 0;
+    for (const e of all) bytes += e.size;
+    this.approxBytes = bytes;
+    this.writesSinceScan = 0;
+    return { entries: all.length, bytes };
+  }
+
+  /**
+   * Removes cached blocks: every model's (default) or only this model's. Only files the store itself names are deleted
+   * (entries, stale temp files, then the emptied subdirectories); anything else under `dir` is left alone.
+   */
+  clear(scope: 'all' | 'model' = 'all'): void {
+    const only = scope === 'model' ? path.basename(this.modelDir) : null;
+    for (const e of this.scan(only)) {
+      try {
+        fs.unlinkSync(e.file);
+      } catch {
+        /* vanished or not removable */
+      }
+    }
+    for (const m of readdirOrEmpty(this.dir)) {
+      if (!MODEL_DIR_RE.test(m) || (only !== null && m !== only)) continue;
+      const md = path.join(this.dir, m);
+      for (const s of readdirOrEmpty(md)) {
+        if (SHARD_DIR_RE.test(s)) this.tryRmdir(path.join(md, s));
+      }
+      this.tryRmdir(md);
+    }
+    this.approxBytes = null;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+
+  private tryRmdir(d: string): void {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      /* not empty (a concurrent writer) or gone */
+    }
+  }
+
+  private warn(msg: string): void {
+    try {
+      this.warnFn(msg);
+    } catch {
+      /* a throwing logger must not break the store */
+    }
+  }
+
+  /** Strictly increasing wall-clock milliseconds, so LRU order within a process is exact. */
+  private tick(): number {
+    this.clock = Math.max(Date.now(), this.clock + 0.01);
+    return this.clock;
+  }
+
+  private touch(file: string): void {
+    const t = this.tick() / 1000;
+    try {
+      fs.utimesSync(file, t, t);
+    } catch {
+      /* evicted meanwhile, or a read-only store: LRU order is best-effort */
+    }
+  }
+
+  private writeFailed(file: string, stage: string, e: unknown): false {
+    const code = errCode(e);
+    if (PERSISTENT_WRITE_ERRORS.has(code)) {
+      this.disabledBy = code;
+      this.warn(
+        `Attend KV cache: cannot ${stage} for ${file} (${describe(e)}); caching to disk is off for this session, answers continue without it`,
+      );
+    } else if (!this.warnedCodes.has(code)) {
+      this.warnedCodes.add(code);
+      this.warn(`Attend KV cache: cannot ${stage} for ${file} (${describe(e)}); block not cached`);
+    }
+    return false;
+  }
+
+  private checkBlock(block: KvBlock): number {
+    const { nLayers, nKvHeads, headDim } = this.geometry;
+    const len = block.tokenIds?.length;
+    if (!(block.tokenIds instanceof Int32Array) || !(block.positions instanceof Int32Array)) {
+      throw new TypeError('KvBlockStore.write: tokenIds and positions must be Int32Array');
+    }
+    if (len === 0 || len > 0xffffffff) throw new RangeError(`KvBlockStore.write: block has ${len} tokens`);
+    if (block.positions.length !== len) throw new RangeError(`KvBlockStore.write: ${block.positions.length} positions for ${len} tokens`);
+    const p0 = block.positions[0];
+    if (p0 < 0) throw new RangeError(`KvBlockStore.write: negative position ${p0}`);
+    for (let i = 1; i < len; i++) {
+      if (block.positions[i] !== p0 + i)
+        throw new RangeError(
+          `KvBlockStore.write: positions not consecutive at index ${i} (${block.positions[i - 1]} then ${block.positions[i]})`,
+        );
+    }
+    const per = nKvHeads * len * headDim;
+    for (const [name, arr] of [
+      ['keys', block.keys],
+      ['values', block.values],
+    ] as const) {
+      if (!Array.isArray(arr) || arr.length !== nLayers)
+        throw new RangeError(`KvBlockStore.write: ${name} has ${arr?.length} layers, geometry says ${nLayers}`);
+      arr.forEach((a, l) => {
+        if (!(a instanceof Float32Array) || a.length !== per) {
+          throw new RangeError(
+            `KvBlockStore.write: ${name}[${l}] has ${(a as Float32Array)?.length} floats, expected ${nKvHeads}x${len}x${headDim} = ${per}`,
+          );
+        }
+      });
+    }
+    return len;
+  }
+
+  private encode(hash: string, block: KvBlock, len: number): Buffer {
+    const g = this.geometry;
+    const size = blockFileBytes(g, len);
+    const buf = Buffer.allocUnsafe(size);
+    MAGIC.copy(buf, 0);
+    buf.writeUInt32LE(KV_FORMAT_VERSION, 8);
+    buf.writeUInt32LE(HEADER_BYTES, 12);
+    buf.write(this.fingerprint, 16, 64, 'latin1');
+    buf.write(hash, 80, 64, 'latin1');
+    buf.writeUInt32LE(DTYPE_F32, 144);
+    buf.writeUInt32LE(g.nLayers, 148);
+    buf.writeUInt32LE(g.nKvHeads, 152);
+    buf.writeUInt32LE(g.headDim, 156);
+    buf.writeUInt32LE(len, 160);
+    buf.writeUInt32LE(0, 164);
+    let off = HEADER_BYTES;
+    putI32(buf, off, block.tokenIds);
+    off += 4 * len;
+    putI32(buf, off, block.positions);
+    off += 4 * len;
+    for (let l = 0; l < g.nLayers; l++) {
+      putF32(buf, off, block.keys[l]);
+      off += block.keys[l].byteLength;
+      putF32(buf, off, block.values[l]);
+      off += block.values[l].byteLength;
+    }
+    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    return buf;
+  }
+
+  /** The block, or a description of what is wrong with the file. */
+  private decode(buf: Buffer, hash: string, expectIds: ArrayLike<number>): KvBlock | string {
+    if (buf.length >= MAGIC.length && !buf.subarray(0, MAGIC.length).equals(MAGIC)) return 'not an Attend KV block (bad magic bytes)';
+    if (buf.length < HEADER_BYTES + TRAILER_BYTES)
+      return `truncated: ${buf.length} bytes, shorter than the ${HEADER_BYTES + TRAILER_BYTES}-byte header and checksum`;
+    const version = buf.readUInt32LE(8);
+    if (version !== KV_FORMAT_VERSION) return `foreign format version ${version} (this build reads version ${KV_FORMAT_VERSION})`;
+    if (buf.readUInt32LE(12) !== HEADER_BYTES) return `corrupt header (header size ${buf.readUInt32LE(12)})`;
+    const dtype = buf.readUInt32LE(144);
+    if (dtype !== DTYPE_F32) return `unsupported or corrupt dtype code ${dtype} (expected ${DTYPE_F32} = f32)`;
+    const fg: KvGeometry = { nLayers: buf.readUInt32LE(148), nKvHeads: buf.readUInt32LE(152), headDim: buf.readUInt32LE(156) };
+    const len = buf.readUInt32LE(160);
+    if (fg.nLayers === 0 || fg.nKvHeads === 0 || fg.headDim === 0 || len === 0) return 'corrupt header (zero geometry or block length)';
+    const expected = blockFileBytes(fg, len);
+    if (buf.length < expected) return `truncated: ${buf.length} of ${expected} bytes`;
+    if (buf.length > expected) return `size mismatch: ${buf.length} bytes, the header implies ${expected}`;
+    const body = buf.length - TRAILER_BYTES;
+    const sum = createHash('sha256').update(buf.subarray(0, body)).digest();
+    if (!sum.equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
+    const fileFp = buf.toString('latin1', 16, 80);
+    if (fileFp !== this.fingerprint)
+      return `written for model fingerprint ${fileFp.slice(0, 16)}…, this store's model is ${this.fingerprint.slice(0, 16)}…`;
+    const fileHash = buf.toString('latin1', 80, 144);
+    if (fileHash !== hash) return `holds block ${fileHash.slice(0, 16)}…, not ${hash.slice(0, 16)}… (misplaced file)`;
+    const g = this.geometry;
+    if (fg.nLayers !== g.nLayers || fg.nKvHeads !== g.nKvHeads || fg.headDim !== g.headDim) {
+      return `geometry ${fg.nLayers}x${fg.nKvHeads}x${fg.headDim} (layers x kv heads x head dim), expected ${g.nLayers}x${g.nKvHeads}x${g.headDim}`;
+    }
+    let off = HEADER_BYTES;
+    const tokenIds = getI32(buf, off, len);
+    off += 4 * len;
+    const positions = getI32(buf, off, len);
+    off += 4 * len;
+    if (positions[0] < 0) return `corrupt positions (starts at ${positions[0]})`;
+    for (let i = 1; i < len; i++) if (positions[i] !== positions[0] + i) return `corrupt positions (not consecutive at index ${i})`;
+    if (expectIds.length !== len) return `holds ${len} tokens, expected ${expectIds.length}`;
+    for (let i = 0; i < len; i++)
+      if (tokenIds[i] !== expectIds[i]) return `token ids differ from the expected ones at index ${i} (${tokenIds[i]} vs ${expectIds[i]})`;
+    const per = g.nKvHeads * len * g.headDim;
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < g.nLayers; l++) {
+      keys.push(getF32(buf, off, per));
+      off += 4 * per;
+      values.push(getF32(buf, off, per));
+      off += 4 * per;
+    }
+    return { tokenIds, positions, keys, values };
+  }
+
+  /** Reports a bad entry and removes it, unless another process has replaced it since we opened it. */
+  private discard(file: string, opened: fs.Stats, problem: string): void {
+    let outcome = 'removed';
+    try {
+      const now = fs.lstatSync(file);
+      if (now.ino === opened.ino && now.dev === opened.dev) fs.unlinkSync(file);
+      else outcome = 'left alone (already replaced by another writer)';
+    } catch (e) {
+      const code = errCode(e);
+      if (code !== 'ENOENT') outcome = `could not be removed (${code})`;
+    }
+    this.warn(`Attend KV cache: ${file}: ${problem}; entry ${outcome}, block will be recomputed`);
+  }
+
+  private afterWrite(size: number): void {
+    this.writesSinceScan++;
+    if (this.approxBytes === null || this.writesSinceScan >= RESCAN_EVERY) this.stats();
+    else this.approxBytes += size;
+    if ((this.approxBytes ?? 0) > this.maxBytes) this.evict();
+  }
+
+  /** Deletes least-recently-used entries (oldest mtime first) until the store is at or below lowWater * maxBytes. */
+  private evict(): void {
+    const all = this.scan();
+    let total = 0;
+    for (const e of all) total += e.size;
+    if (total > this.maxBytes) {
+      const target = this.maxBytes * this.lowWater;
+      all.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+      for (const e of all) {
+        if (total <= target) break;
+        try {
+          fs.unlinkSync(e.file);
+        } catch (err) {
+          const code = errCode(err);
+          if (code !== 'ENOENT') {
+            if (!this.warnedCodes.has(`evict:${code}`)) {
+              this.warnedCodes.add(`evict:${code}`);
+              this.warn(`Attend KV cache: cannot evict ${e.file} (${describe(err)})`);
+            }
+            continue;
+          }
+        }
+        total -= e.size;
+      }
+    }
+    this.approxBytes = total;
+    this.writesSinceScan = 0;
+  }
+
+  /** Every entry under the store (or one model directory); removes stale temp files; tolerates files vanishing. */
+  private scan(onlyModel: string | null = null): ScanEntry[] {
+    const out: ScanEntry[] = [];
+    const now = Date.now();
+    for (const m of readdirOrEmpty(this.dir)) {
+      if (!MODEL_DIR_RE.test(m) || (onlyModel !== null && m !== onlyModel)) continue;
+      const md = path.join(this.dir, m);
+      for (const s of readdirOrEmpty(md)) {
+        if (!SHARD_DIR_RE.test(s)) continue;
+        const sd = path.join(md, s);
+        for (const name of readdirOrEmpty(sd)) {
+          const isEntry = ENTRY_RE.test(name);
+          if (!isEntry && !TEMP_RE.test(name)) continue;
+          const file = path.join(sd, name);
+          let st: fs.Stats;
+          try {
+            st = fs.statSync(file);
+          } catch {
+            continue; // vanished underneath (evicted or renamed by another process)
+          }
+          if (!st.isFile()) continue;
+          if (isEntry) out.push({ file, size: st.size, mtimeMs: st.mtimeMs });
+          else if (now - st.mtimeMs > STALE_TEMP_MS) {
+            try {
+              fs.unlinkSync(file);
+            } catch {
+              /* gone or not ours to remove */
+            }
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
