@@ -1,10 +1,8 @@
 // `attend eval`: runs the retrieval tasks at lengths relative to the window and writes EVALUATION.md + a JSON file.
-// cli.ts registers this command; to keep the import one-way at load time, this module takes cli's runtime helpers
-// (UsageError, resolveModelDir) with a lazy import inside run(), when cli.ts is fully loaded.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command, CliContext } from '../cli-common';
+import { UsageError, displayPath, resolveModelDir, type CliContext, type Command } from '../cli-common';
 import { DEFAULT_DOC_ROOT, FileCorpus } from './corpus';
 import { DEFAULT_RATIOS, defaultN, runEval, type EvalProgress } from './harness';
 import { renderMarkdown, ratioLabel } from './report';
@@ -64,7 +62,8 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
   const v = parsed.values;
   const int = (s: string | undefined, flag: string): number | undefined => {
     if (s === undefined) return undefined;
-    if (!/^\d+$/.test(s) || Number(s) <= 0 || !Number.isSafeInteger(Number(s))) throw usageError(`${flag} must be a positive integer, got "${s}"`);
+    if (!/^\d+$/.test(s) || Number(s) <= 0 || !Number.isSafeInteger(Number(s)))
+      throw usageError(`${flag} must be a positive integer, got "${s}"`);
     return Number(s);
   };
   const list = (s: string): string[] =>
@@ -74,11 +73,13 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
       .filter(Boolean);
 
   const tasks = v.tasks === undefined ? [...TASKS] : list(v.tasks);
-  for (const t of tasks) if (!(TASKS as readonly string[]).includes(t)) throw usageError(`unknown task "${t}" (tasks: ${TASKS.join(', ')})`);
+  for (const t of tasks)
+    if (!(TASKS as readonly string[]).includes(t)) throw usageError(`unknown task "${t}" (tasks: ${TASKS.join(', ')})`);
   if (tasks.length === 0) throw usageError('--tasks is empty');
 
   const ratios = v.lengths === undefined ? [...DEFAULT_RATIOS] : list(v.lengths).map(Number);
-  if (ratios.length === 0 || ratios.some((r) => !Number.isFinite(r) || r <= 0)) throw usageError(`--lengths must be positive numbers (multiples of the window), got "${v.lengths}"`);
+  if (ratios.length === 0 || ratios.some((r) => !Number.isFinite(r) || r <= 0))
+    throw usageError(`--lengths must be positive numbers (multiples of the window), got "${v.lengths}"`);
 
   const memory = v.memory ?? 'both';
   if (!['on', 'off', 'both'].includes(memory)) throw usageError(`--memory must be on, off or both, got "${memory}"`);
@@ -117,14 +118,14 @@ export const evalCommand: Command = {
   summary: 'score the model on retrieval tasks (passkey, needles, lookup, not found) at lengths relative to the window',
   usage: USAGE,
   async run(args: string[], ctx: CliContext): Promise<number> {
-    const cli = await import('../cli');
-    const a = parseEvalArgs(args, (m) => new cli.UsageError(m));
-    const modelDir = cli.resolveModelDir(a.model, ctx);
+    const a = parseEvalArgs(args, (m) => new UsageError(m));
+    const modelDir = resolveModelDir(a.model, ctx);
     const corpus = FileCorpus.heldOut(path.resolve(ctx.io.cwd, a.docRoot));
     const startedAt = performance.now();
     const run = await runEval(
       {
         modelDir,
+        modelLabel: displayPath(modelDir, ctx.io.cwd),
         tasks: a.tasks,
         ratios: a.ratios,
         n: (r) => a.n ?? defaultN(r),

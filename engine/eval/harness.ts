@@ -1,0 +1,251 @@
+// The evaluation loop: generate every example once, then ask each engine mode (block memory off / on) the same
+// examples, scoring answers and attributions. Library code: the CLI, tests and scripts all call runEval.
+import * as os from 'node:os';
+import { Engine, resolveAttention, type EngineOptions } from '../engine';
+import { loadConfig } from '../config';
+import { loadTokenizer } from '../tokenizer';
+import { loadChatTemplate, renderChat } from '../chat';
+import { assemblePrompt, frameFromTemplate, type TokenOrigin } from '../prompt';
+import type { FillerCorpus } from './corpus';
+import { generateExample, type EvalExample, type PromptMeter, type Span, type TaskName } from './tasks';
+import { attributionHit, exactMatch, summarize, type CellSummary, type ExampleResult, type MemoryMode } from './score';
+
+/** Options the runtime is adding to EngineOptions (persistent KV cache, block memory); spelled here until they land. */
+export type EvalEngineOptions = EngineOptions & {
+  readonly cacheDir?: string | null;
+  readonly memory?: { readonly topK: number } | null;
+};
+
+/** Measures prompts exactly as Engine.buildPrompt does, without loading the ONNX decoder. */
+export function loadPromptMeter(modelDir: string): PromptMeter {
+  const tokenizer = loadTokenizer(modelDir);
+  const template = loadChatTemplate(modelDir);
+  const frame = frameFromTemplate(
+    template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null,
+  );
+  return { tokenizer, count: (docs, question) => assemblePrompt(tokenizer, frame, docs, question).ids.length };
+}
+
+/** The attention window the engine will use: --window, else the model's sliding_window. */
+export function evalWindow(modelDir: string, window?: number): { window: number; sinks: number } {
+  const att = resolveAttention(loadConfig(modelDir), modelDir, window !== undefined ? { window } : {});
+  if (att.window === null) throw new Error(`${modelDir}: the model has full attention (no sliding_window); pass --window N`);
+  return { window: att.window, sinks: att.sinks };
+}
+
+export const DEFAULT_RATIOS: readonly number[] = [0.25, 0.5, 1, 4, 16, 64];
+
+/**
+ * Examples per cell when --n is not given. Prefill grows linearly with length: with the built-in model's shape
+ * (4 layers, hidden 256, W = 512) on 2 CPU cores it runs at about 3k tokens/s with memory off and about half that
+ * with memory on, so one 64W (32k-token) example costs ~10 s + ~20 s for both modes. 20/20/20/10/5/2 examples per
+ * task at 1/4, 1/2, 1, 4, 16, 64 W then take about 15 minutes for both modes (measured on a random-weight model of that
+ * shape; decoding the short answers adds little).
+ */
+export function defaultN(ratio: number): number {
+  if (ratio <= 1) return 20;
+  if (ratio <= 4) return 10;
+  if (ratio <= 16) return 5;
+  return 2;
+}
+
+export interface EvalPlan {
+  readonly modelDir: string;
+  /** How the report names the model (default: modelDir). */
+  readonly modelLabel?: string;
+  readonly tasks: readonly TaskName[];
+  readonly ratios: readonly number[];
+  /** Examples per cell; a function of the length ratio. */
+  readonly n: (ratio: number) => number;
+  readonly modes: readonly MemoryMode[];
+  readonly seed: string | number;
+  readonly topK: number;
+  readonly window?: number;
+  readonly threads?: number;
+  readonly chunkSize?: number;
+  readonly maxNewTokens: number;
+  readonly corpus: FillerCorpus;
+}
+
+export interface EvalRun {
+  readonly version: 1;
+  readonly date: string;
+  readonly totalSeconds: number;
+  readonly generateSeconds: number;
+  readonly model: {
+    readonly dir: string;
+    readonly family: string;
+    readonly layers: number;
+    readonly hiddenSize: number;
+    readonly heads: number;
+    readonly kvHeads: number;
+    readonly vocabSize: number;
+    readonly window: number;
+    readonly sinks: number;
+  };
+  readonly settings: {
+    readonly tasks: readonly TaskName[];
+    readonly ratios: readonly number[];
+    readonly nPerRatio: Record<string, number>;
+    readonly modes: readonly MemoryMode[];
+    readonly seed: string | number;
+    readonly topK: number;
+    readonly maxNewTokens: number;
+    readonly threads: number | null;
+    readonly chunkSize: number | null;
+    readonly cacheDir: null;
+  };
+  readonly corpus: { readonly description: string; readonly fingerprint: string };
+  readonly machine: {
+    readonly platform: string;
+    readonly cpu: string;
+    readonly cores: number;
+    readonly memoryGiB: number;
+    readonly node: string;
+  };
+  readonly cells: CellSummary[];
+  readonly examples: ExampleResult[];
+  /** Examples as generated (documents omitted to keep the file small). */
+  readonly generated: readonly Omit<EvalExample, 'docs'>[];
+}
+
+export interface EvalProgress {
+  readonly phase: 'generate' | 'ask';
+  readonly mode?: MemoryMode;
+  readonly done: number;
+  readonly total: number;
+  readonly last?: ExampleResult;
+}
+
+export function generateExamples(
+  plan: Pick<EvalPlan, 'tasks' | 'ratios' | 'n' | 'seed' | 'corpus'>,
+  window: number,
+  meter: PromptMeter,
+): EvalExample[] {
+  const out: EvalExample[] = [];
+  for (const ratio of plan.ratios) {
+    for (const task of plan.tasks) {
+      for (let index = 0; index < plan.n(ratio); index++) {
+        out.push(generateExample({ seed: plan.seed, task, ratio, window, index, corpus: plan.corpus, meter }));
+      }
+    }
+  }
+  return out;
+}
+
+/** Prompt positions [start, end) of the tokens that cover a document span. */
+export function tokenRange(origin: TokenOrigin, span: Span): { start: number; end: number } | null {
+  let start = -1;
+  let end = -1;
+  for (let p = 0; p < origin.doc.length; p++) {
+    if (origin.doc[p] === span.doc && origin.start[p] < span.end && origin.end[p] > span.start) {
+      if (start < 0) start = p;
+      end = p + 1;
+    }
+  }
+  return start < 0 ? null : { start, end };
+}
+
+export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => void): Promise<EvalRun> {
+  const t0 = performance.now();
+  const cfg = loadConfig(plan.modelDir);
+  const { window, sinks } = evalWindow(plan.modelDir, plan.window);
+  const meter = loadPromptMeter(plan.modelDir);
+  const examples = generateExamples(plan, window, meter);
+  const generateSeconds = (performance.now() - t0) / 1000;
+  onProgress?.({ phase: 'generate', done: examples.length, total: examples.length });
+
+  const results: ExampleResult[] = [];
+  for (const mode of plan.modes) {
+    const opts: EvalEngineOptions = {
+      modelDir: plan.modelDir,
+      window,
+      cacheDir: null, // timings must be computation, never a disk hit
+      memory: mode === 'on' ? { topK: plan.topK } : null,
+      ...(plan.threads !== undefined ? { threads: plan.threads } : {}),
+      ...(plan.chunkSize !== undefined ? { chunkSize: plan.chunkSize } : {}),
+    };
+    const engine = await Engine.load(opts);
+    try {
+      let done = 0;
+      for (const ex of examples) {
+        engine.clearMemoryCache(); // examples never share a prefix, and the cache would only hold memory
+        const res = await engine.ask({ docs: ex.docs, question: ex.question, maxNewTokens: plan.maxNewTokens });
+        const top = res.passages[0];
+        const needleAt = ex.needle ? tokenRange(res.prompt.origin, ex.needle) : null;
+        // Blocks block memory brought back (absent from engines without it).
+        const retrieved = (res as { retrieved?: readonly { start: number; end: number }[] }).retrieved ?? [];
+        const r: ExampleResult = {
+          id: ex.id,
+          task: ex.task,
+          ratio: ex.ratio,
+          mode,
+          targetTokens: ex.targetTokens,
+          promptTokens: res.promptTokens,
+          depth: ex.depth,
+          gold: ex.answer,
+          prediction: res.answer,
+          correct: exactMatch(res.answer, ex.answer),
+          hit: attributionHit(res.passages, ex.needle),
+          top1: top ? { doc: top.doc, start: top.start, end: top.end, score: top.score } : null,
+          prefillMs: res.timings.prefillMs,
+          firstTokenMs: res.timings.firstTokenMs,
+          decodeMs: res.timings.decodeMs,
+          generatedTokens: res.generatedTokens,
+          reusedTokens: res.reusedTokens,
+          needleDistance: needleAt ? res.promptTokens - needleAt.start : null,
+          retrievedBlocks: retrieved.length,
+          retrievedNeedle: mode === 'on' && needleAt ? retrieved.some((b) => b.start < needleAt.end && needleAt.start < b.end) : null,
+        };
+        results.push(r);
+        onProgress?.({ phase: 'ask', mode, done: ++done, total: examples.length, last: r });
+      }
+    } finally {
+      await engine.dispose();
+    }
+  }
+
+  const nPerRatio: Record<string, number> = {};
+  for (const r of plan.ratios) nPerRatio[String(r)] = plan.n(r);
+  const cpus = os.cpus();
+  return {
+    version: 1,
+    date: new Date().toISOString(),
+    totalSeconds: (performance.now() - t0) / 1000,
+    generateSeconds,
+    model: {
+      dir: plan.modelLabel ?? plan.modelDir,
+      family: cfg.family,
+      layers: cfg.nLayers,
+      hiddenSize: cfg.hiddenSize,
+      heads: cfg.nHeads,
+      kvHeads: cfg.nKvHeads,
+      vocabSize: cfg.vocabSize,
+      window,
+      sinks,
+    },
+    settings: {
+      tasks: plan.tasks,
+      ratios: plan.ratios,
+      nPerRatio,
+      modes: plan.modes,
+      seed: plan.seed,
+      topK: plan.topK,
+      maxNewTokens: plan.maxNewTokens,
+      threads: plan.threads ?? null,
+      chunkSize: plan.chunkSize ?? null,
+      cacheDir: null,
+    },
+    corpus: { description: plan.corpus.description, fingerprint: plan.corpus.fingerprint },
+    machine: {
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      cpu: cpus[0]?.model ?? 'unknown',
+      cores: cpus.length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    cells: summarize(results, window),
+    examples: results,
+    generated: examples.map(({ docs: _docs, ...rest }) => rest),
+  };
+}
