@@ -9,8 +9,9 @@ import { gather, type Gathered, type ScopeSpec } from './sources';
 import { computeMeter, formatCount, progressLabel, type MeterResult } from './meter';
 import { sentenceViews, splitSentences, supportedSpan } from './sentences';
 import { EngineRequestError } from './engineClient';
-import type { AskResultWire, PassageView, WirePassage } from '../engine/protocol';
-import type { PassageMark } from './decorations';
+import type { AnswerSummary, AskResultWire, PassageView, WirePassage } from '../engine/protocol';
+import { levelOf, type PassageMark } from './decorations';
+import type { AskEvent, AskOutcome, HighlightView } from './api';
 
 const SNIPPET_LINES = 4;
 
@@ -44,11 +45,25 @@ export function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string): Promise<void> {
+export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string): Promise<AskOutcome> {
   ctx.currentAsk?.abort.abort();
   const abort = new AbortController();
   const askId = randomBytes(8).toString('hex');
   ctx.currentAsk = { askId, abort };
+  const emit = (e: AskEvent): void => ctx.askEvents.fire(e);
+  let outcome: AskOutcome = {
+    askId,
+    status: 'cancelled',
+    question,
+    scope: '',
+    meter: null,
+    answer: '',
+    summary: null,
+    passages: [],
+    highlights: [],
+    error: null,
+  };
+  emit({ kind: 'start', askId, question });
   const settings = ctx.settings;
   if (settings.ignoredWorkspaceModelPath) {
     void vscode.window.showInformationMessage(
@@ -56,17 +71,18 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
     );
   }
   const panel = ctx.showPanel();
-  let gathered: Gathered | null = null;
   try {
     await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: 'Attend', cancellable: true },
       async (progress, token) => {
         token.onCancellationRequested(() => abort.abort());
         progress.report({ message: 'gathering sources…' });
-        gathered = await gather(scope, settings);
+        const gathered = await gather(scope, settings);
+        outcome = { ...outcome, scope: gathered.label };
         if (abort.signal.aborted) return;
         progress.report({ message: `counting tokens of ${gathered.docs.length} file(s)…` });
         const meter = await measure(ctx, gathered, question);
+        outcome = { ...outcome, meter };
         const included = new Set(meter.includedPaths);
         const docs = gathered.docs.filter((d) => included.has(d.path));
         panel.post({ type: 'answerStart', askId, question, scope: gathered.label });
@@ -80,6 +96,7 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
             gathered.docs.length === 0 ? 'no readable text files in this scope' : 'no file fits the token budget (attend.contextBudget)';
           panel.post({ type: 'answerError', askId, message: why });
           void vscode.window.showWarningMessage(`Attend: ${why}.`);
+          outcome = { ...outcome, status: 'nothing-to-send', error: why };
           return;
         }
         let lastPct = 0;
@@ -93,18 +110,26 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
               progress.report({ message: label, increment: Math.max(0, pct - lastPct) });
               lastPct = pct;
               panel.post({ type: 'answerProgress', askId, label });
+              emit({ kind: 'progress', askId, phase: p.phase, done: p.done, total: p.total, reused: p.reused });
             },
-            onToken: (t) => panel.post({ type: 'answerToken', askId, index: t.index, text: t.text }),
+            onToken: (t) => {
+              panel.post({ type: 'answerToken', askId, index: t.index, text: t.text });
+              emit({ kind: 'token', askId, index: t.index, text: t.text });
+            },
           },
         );
         ctx.rememberContext(docs.map((d) => d.key));
-        await finish(ctx, askId, question, { ...gathered, docs }, result);
+        const done = await finish(ctx, askId, question, { ...gathered, docs }, result);
+        outcome = { ...outcome, status: 'answered', answer: result.answer, passages: result.passages, ...done };
       },
     );
+    // Cancelled before the engine was asked (while gathering): the panel still says what happened.
+    if (outcome.status === 'cancelled') panel.post({ type: 'answerError', askId, message: 'Cancelled.' });
   } catch (e) {
     const cancelled = e instanceof EngineRequestError && e.cancelled;
     const message = cancelled ? 'Cancelled.' : describeError(e);
     panel.post({ type: 'answerError', askId, message });
+    outcome = { ...outcome, status: cancelled ? 'cancelled' : 'failed', error: cancelled ? null : message };
     if (!cancelled) {
       ctx.output.appendLine(`[${askId}] ${message}`);
       void vscode.window.showErrorMessage(`Attend: ${message}`, 'Show Log').then((pick) => {
@@ -113,10 +138,18 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
     }
   } finally {
     if (ctx.currentAsk?.askId === askId) ctx.currentAsk = null;
+    emit({ kind: 'end', askId, status: outcome.status });
   }
+  return outcome;
 }
 
-async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathered, result: AskResultWire): Promise<void> {
+async function finish(
+  ctx: Ctx,
+  askId: string,
+  question: string,
+  gathered: Gathered,
+  result: AskResultWire,
+): Promise<{ summary: AnswerSummary; highlights: HighlightView[] }> {
   const panel = ctx.showPanel();
   const sentences = splitSentences(result.tokens);
   const views: PassageView[] = result.passages.map((p, index) => ({
@@ -128,21 +161,16 @@ async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathe
     snippet: snippet(gathered.docs[p.doc]?.text ?? '', p),
   }));
   panel.post({ type: 'passages', askId, passages: views });
-  panel.post({
-    type: 'answerDone',
-    askId,
-    answer: result.answer,
-    sentences: sentenceViews(result.tokens, result.passages),
-    summary: {
-      stopReason: result.stopReason,
-      promptTokens: result.promptTokens,
-      reusedTokens: result.reusedTokens,
-      computedTokens: result.computedTokens,
-      generatedTokens: result.generatedTokens,
-      prefillMs: result.timings.prefillMs,
-      decodeMs: result.timings.decodeMs,
-    },
-  });
+  const summary: AnswerSummary = {
+    stopReason: result.stopReason,
+    promptTokens: result.promptTokens,
+    reusedTokens: result.reusedTokens,
+    computedTokens: result.computedTokens,
+    generatedTokens: result.generatedTokens,
+    prefillMs: result.timings.prefillMs,
+    decodeMs: result.timings.decodeMs,
+  };
+  panel.post({ type: 'answerDone', askId, answer: result.answer, sentences: sentenceViews(result.tokens, result.passages), summary });
   ctx.output.appendLine(
     `[${askId}] ${formatCount(result.promptTokens)} prompt tokens (${formatCount(result.reusedTokens)} reused, ${formatCount(result.computedTokens)} computed), ` +
       `${result.generatedTokens} generated, stop: ${result.stopReason}`,
@@ -183,6 +211,17 @@ async function finish(ctx: Ctx, askId: string, question: string, gathered: Gathe
       endLine: v.endLine,
     })),
   });
+  const highlights = marks.map((m) => {
+    const live = vscode.workspace.textDocuments.find((d) => d.uri.toString() === m.uri);
+    return {
+      index: m.index,
+      uri: m.uri,
+      startLine: live ? live.positionAt(m.range.start).line : m.startLine,
+      endLine: live ? live.positionAt(m.range.end).line : m.endLine,
+      level: levelOf(m.strength),
+    };
+  });
+  return { summary, highlights };
 }
 
 /** The passage's first line in the file (a selection starts part-way down its file). */

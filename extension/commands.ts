@@ -17,61 +17,80 @@ async function promptQuestion(placeHolder: string, value = ''): Promise<string |
   return q?.trim() ? q.trim() : undefined;
 }
 
-const askAboutFile: CommandFactory = (ctx) => async () => {
-  const editor = vscode.window.activeTextEditor;
-  if (!editor) {
+/** The ask commands' argument: a question, a Uri (editor menus pass the file), or AskCommandArgs. */
+function askArgs(arg: unknown): { question?: string; uri?: vscode.Uri; selection?: { start: number; end: number } } {
+  if (typeof arg === 'string') return arg.trim() ? { question: arg.trim() } : {};
+  if (arg instanceof vscode.Uri) return { uri: arg };
+  if (typeof arg !== 'object' || arg === null) return {};
+  const o = arg as Record<string, unknown>;
+  const out: { question?: string; uri?: vscode.Uri; selection?: { start: number; end: number } } = {};
+  if (typeof o['question'] === 'string' && o['question'].trim()) out.question = o['question'].trim();
+  if (o['uri'] instanceof vscode.Uri) out.uri = o['uri'];
+  else if (typeof o['uri'] === 'string' && o['uri'])
+    out.uri = o['uri'].includes(':') ? vscode.Uri.parse(o['uri']) : vscode.Uri.file(o['uri']);
+  const sel = o['selection'] as Record<string, unknown> | undefined;
+  if (sel && Number.isInteger(sel['start']) && Number.isInteger(sel['end']) && (sel['start'] as number) < (sel['end'] as number))
+    out.selection = { start: Math.max(0, sel['start'] as number), end: sel['end'] as number };
+  return out;
+}
+
+const askAboutFile: CommandFactory = (ctx) => async (arg?: unknown) => {
+  const args = askArgs(arg);
+  const uri = args.uri ?? vscode.window.activeTextEditor?.document.uri;
+  if (!uri) {
     void vscode.window.showInformationMessage('Attend: open a file first.');
-    return;
+    return undefined;
   }
-  const scope = scopeOfEditor(editor, 'file');
-  if (!scope) return;
-  const question = await promptQuestion(`Ask about ${vscode.workspace.asRelativePath(editor.document.uri)}`);
-  if (!question) return;
-  await askQuestion(ctx, scope, question);
+  const question = args.question ?? (await promptQuestion(`Ask about ${vscode.workspace.asRelativePath(uri)}`));
+  if (!question) return undefined;
+  return askQuestion(ctx, { kind: 'file', uri: uri.toString() }, question);
 };
 
-const askAboutSelection: CommandFactory = (ctx) => async () => {
+const askAboutSelection: CommandFactory = (ctx) => async (arg?: unknown) => {
+  const args = askArgs(arg);
   const editor = vscode.window.activeTextEditor;
-  if (!editor) return;
-  const scope = scopeOfEditor(editor, 'selection');
+  let scope: ScopeSpec | null = null;
+  if (args.selection) {
+    const uri = args.uri ?? editor?.document.uri;
+    if (uri) scope = { kind: 'selection', uri: uri.toString(), selection: args.selection };
+  } else if (editor && (!args.uri || args.uri.toString() === editor.document.uri.toString())) {
+    scope = scopeOfEditor(editor, 'selection');
+  }
   if (!scope) {
     void vscode.window.showInformationMessage('Attend: select some text first.');
-    return;
+    return undefined;
   }
-  const question = await promptQuestion('Ask about the selection');
-  if (!question) return;
-  await askQuestion(ctx, scope, question);
+  const question = args.question ?? (await promptQuestion('Ask about the selection'));
+  if (!question) return undefined;
+  return askQuestion(ctx, scope, question);
 };
 
-const askAboutWorkspace: CommandFactory = (ctx) => async () => {
+const askAboutWorkspace: CommandFactory = (ctx) => async (arg?: unknown) => {
   if (!vscode.workspace.workspaceFolders?.length) {
     void vscode.window.showInformationMessage('Attend: open a folder first.');
-    return;
+    return undefined;
   }
-  const question = await promptQuestion('Ask about the workspace');
-  if (!question) return;
-  await askQuestion(ctx, { kind: 'workspace' }, question);
+  const question = askArgs(arg).question ?? (await promptQuestion('Ask about the workspace'));
+  if (!question) return undefined;
+  return askQuestion(ctx, { kind: 'workspace' }, question);
 };
 
 const askAgain: CommandFactory = (ctx) => async (arg?: unknown) => {
   const history = ctx.history;
   if (history.length === 0) {
     void vscode.window.showInformationMessage('Attend: no questions asked yet.');
-    return;
+    return undefined;
   }
   // From the webview: the same scope as the latest answer, with the (possibly edited) question.
-  if (typeof arg === 'string' && arg.trim()) {
-    await askQuestion(ctx, history[0].scope, arg.trim());
-    return;
-  }
+  if (typeof arg === 'string' && arg.trim()) return askQuestion(ctx, history[0].scope, arg.trim());
   const pick = await vscode.window.showQuickPick(
     history.map((h) => ({ label: h.question, description: h.label, detail: new Date(h.at).toLocaleString(), entry: h })),
     { title: 'Attend: Ask Again', placeHolder: 'Pick a previous question (its scope is gathered afresh)', matchOnDescription: true },
   );
-  if (!pick) return;
+  if (!pick) return undefined;
   const question = await promptQuestion('Edit the question or press Enter', pick.entry.question);
-  if (!question) return;
-  await askQuestion(ctx, pick.entry.scope as ScopeSpec, question);
+  if (!question) return undefined;
+  return askQuestion(ctx, pick.entry.scope as ScopeSpec, question);
 };
 
 const showMeter: CommandFactory = (ctx, meter) => async () => {
@@ -80,11 +99,13 @@ const showMeter: CommandFactory = (ctx, meter) => async () => {
     const m = (await meter.current()) ?? ctx.lastMeter;
     if (!m) {
       void vscode.window.showInformationMessage('Attend: open a file to see its context meter.');
-      return;
+      return undefined;
     }
     panel.post({ type: 'meter', meter: m });
+    return m;
   } catch (e) {
     void vscode.window.showErrorMessage(`Attend: ${describeError(e)}`);
+    return undefined;
   }
 };
 
@@ -128,10 +149,13 @@ const clearCache: CommandFactory = (ctx, meter) => async () => {
       ctx.client.clearCache(),
     );
     void vscode.window.showInformationMessage(`Attend: cache cleared${r.cacheDir ? ` (${r.cacheDir})` : ''}.`);
+    meter.schedule();
+    return r;
   } catch (e) {
     void vscode.window.showErrorMessage(`Attend: could not clear the cache: ${describeError(e)}`);
+    meter.schedule();
+    return undefined;
   }
-  meter.schedule();
 };
 
 const clearHighlights: CommandFactory = (ctx) => () => {

@@ -8,6 +8,7 @@ import { PassageDecorations } from './decorations';
 import { AnswerPanel } from './panel';
 import type { MeterView, WebviewToExtensionMessage } from '../engine/protocol';
 import type { ScopeSpec } from './sources';
+import type { AskEvent } from './api';
 
 export interface HistoryEntry {
   readonly askId: string;
@@ -25,6 +26,8 @@ const HISTORY_MAX = 30;
 export class Ctx {
   readonly output: vscode.OutputChannel;
   readonly decorations: PassageDecorations;
+  /** Every ask as it runs (AttendApi.onDidAsk). */
+  readonly askEvents = new vscode.EventEmitter<AskEvent>();
   private clientInstance: EngineClient | null = null;
   private readonly cleanups: vscode.Disposable[] = [];
   /** Document-key lists of contexts the engine was asked about (most recent first), for the meter's cache estimate. */
@@ -40,6 +43,7 @@ export class Ctx {
     this.decorations = new PassageDecorations();
     this.pushCleanup(this.output);
     this.pushCleanup(this.decorations);
+    this.pushCleanup(this.askEvents);
   }
 
   pushCleanup(d: vscode.Disposable): void {

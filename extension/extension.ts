@@ -7,10 +7,11 @@ import { createCommands, webviewCommandHandler } from './commands';
 import { MeterController } from './meterController';
 import { registerPanelSerializer } from './panel';
 import { maybeRunTestEntry } from './testEntry';
+import type { AttendApi } from './api';
 
 let ctx: Ctx | undefined;
 
-export function activate(context: vscode.ExtensionContext): void {
+export function activate(context: vscode.ExtensionContext): AttendApi {
   try {
     ctx = new Ctx(context);
     const c = ctx;
@@ -23,6 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
     c.pushCleanup(registerPanelSerializer(context.extensionUri, (m) => c.webviewHandler(m)));
     meter.schedule();
     maybeRunTestEntry(vscode, context);
+    return { onDidAsk: c.askEvents.event };
   } catch (e) {
     void vscode.window.showErrorMessage(`Attend failed to activate: ${e instanceof Error ? e.message : String(e)}`);
     throw e;
