@@ -66,7 +66,9 @@ export interface StartOptions {
   /** 'link' (default) symlinks the folder into the extensions dir; 'copy' copies it (node_modules and
    *  the repo's own scratch folders are linked or skipped, see copyExtension). */
   extensionMode?: 'link' | 'copy';
-  /** Merged over DEFAULT_USER_SETTINGS into <user-data>/User/settings.json. */
+  /** Merged over DEFAULT_USER_SETTINGS into <user-data>/User/settings.json and <user-data>/Machine/settings.json
+   *  (code-server is a remote window: settings of `machine` scope count only from the remote's Machine file, and
+   *  are dropped from User settings once the contributing extension's schema registers). */
   userSettings?: Record<string, unknown>;
   /** Extra environment for code-server and so for its extension host (undefined removes a variable). */
   env?: Record<string, string | undefined>;
@@ -268,6 +270,8 @@ export async function startCodeServer(opts: StartOptions): Promise<CodeServer> {
   fs.mkdirSync(extensionsDir, { recursive: true });
   const settings = { ...DEFAULT_USER_SETTINGS, ...(opts.userSettings ?? {}) };
   fs.writeFileSync(path.join(userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  fs.mkdirSync(path.join(userDataDir, 'Machine'), { recursive: true });
+  fs.writeFileSync(path.join(userDataDir, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
   // An explicit config file, else code-server writes ~/.config/code-server/config.yaml.
   const configFile = path.join(tmp, 'config.yaml');
   fs.writeFileSync(configFile, 'auth: none\ncert: false\n');
@@ -467,11 +471,24 @@ function escapeRegExp(s: string): string {
 /**
  * Runs a command from the command palette by its full title as the palette shows it
  * ("Category: Title", e.g. "Sample: Hello"): F1 (falls back to Ctrl+Shift+P), type, pick the row.
+ * The palette lists the commands known when it opens, and an extension's contributions can arrive a few seconds
+ * after the workbench renders, so a palette without the row is closed and opened again until `timeoutMs`.
  */
-export async function runCommand(page: Page, title: string, timeoutMs = 10000): Promise<void> {
-  await openQuickInput(page, ['F1', 'Control+Shift+P'], timeoutMs);
-  await page.fill(QUICK_INPUT_BOX, `>${title}`);
-  await pickRow(page, title, timeoutMs);
+export async function runCommand(page: Page, title: string, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await openQuickInput(page, ['F1', 'Control+Shift+P'], Math.max(1000, deadline - Date.now()));
+    await page.fill(QUICK_INPUT_BOX, `>${title}`);
+    const last = Date.now() + 3000 >= deadline;
+    try {
+      await pickRow(page, title, last ? Math.max(1000, deadline - Date.now()) : 3000);
+      return;
+    } catch (e) {
+      if (last) throw e;
+      await page.keyboard.press('Escape');
+      await page.waitForSelector(QUICK_INPUT, { state: 'hidden', timeout: 3000 }).catch(() => undefined);
+    }
+  }
 }
 
 /** Opens a workspace file through Quick Open (Ctrl+P) by its relative path; waits for its editor. */
