@@ -9,6 +9,9 @@
 //     --grep <re>         mocha grep
 //     --timeout <s>       give up waiting for results after this long (default 180)
 //     --copy              copy the extension instead of symlinking it
+//     --setting <key>=<json>  user setting for the run (repeatable), e.g. --setting attend.maxNewTokens=24
+//     --activate <title>  run this palette command once the workbench is up, to activate an extension that
+//                         activates lazily (e.g. "Attend: Clear Highlights")
 //     --check-lazy-host <s>  first wait this long WITHOUT a browser and check that no extension host
 //                         started and no results appeared (proves a client connection is required)
 //
@@ -27,6 +30,7 @@ import {
   openWorkbench,
   repoRoot,
   resultsDir,
+  runCommand,
   screenshot,
   startCodeServer,
   type CodeServer,
@@ -41,11 +45,13 @@ interface Args {
   timeoutS: number;
   copy: boolean;
   checkLazyHostS: number;
+  settings: Record<string, unknown>;
+  activate?: string;
 }
 
 function parseArgs(argv: string[]): Args {
   const root = repoRoot();
-  const a: Args = { extension: root, tests: [], timeoutS: 180, copy: false, checkLazyHostS: 0 };
+  const a: Args = { extension: root, tests: [], timeoutS: 180, copy: false, checkLazyHostS: 0, settings: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -71,6 +77,20 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--copy':
         a.copy = true;
+        break;
+      case '--setting': {
+        const v = value();
+        const eq = v.indexOf('=');
+        if (eq <= 0) usage(`--setting wants key=json, got ${v}`);
+        try {
+          a.settings[v.slice(0, eq)] = JSON.parse(v.slice(eq + 1));
+        } catch {
+          usage(`--setting ${v}: the value is not JSON`);
+        }
+        break;
+      }
+      case '--activate':
+        a.activate = value();
         break;
       case '--check-lazy-host':
         a.checkLazyHostS = Number(value());
@@ -179,6 +199,7 @@ async function main(): Promise<number> {
     extensionDir: args.extension,
     extensionMode: args.copy ? 'copy' : 'link',
     logName: 'integration',
+    userSettings: args.settings,
     env: {
       ATTEND_TEST_ENTRY: entry,
       ATTEND_TEST_RESULTS: resultsFile,
@@ -203,6 +224,7 @@ async function main(): Promise<number> {
     browser = await launchBrowser();
     const consoleErrors: string[] = [];
     const page = await openWorkbench(browser, server, { consoleErrors });
+    if (args.activate) await runCommand(page, args.activate);
     console.log(`workbench loaded ${Date.now() - t0}ms after start; waiting for results (timeout ${args.timeoutS}s)\n`);
 
     const tail = new ProgressTail(progressFile);
