@@ -339,7 +339,8 @@ function multikeySpec(rng: Rng, maxStatements: number): TaskSpec {
 }
 
 function lookupSpec(rng: Rng, maxStatements: number): TaskSpec {
-  const nOther = rng.int(1, Math.max(1, Math.min(3, maxStatements - 1)));
+  // At the shortest lengths the budget may only hold the asked fact itself.
+  const nOther = rng.int(maxStatements > 1 ? 1 : 0, Math.max(0, Math.min(3, maxStatements - 1)));
   const ents = distinct(nOther + 1, () => entity(rng));
   const attrs = rng.sample(ATTRIBUTES, maxStatements >= 4 ? rng.int(1, 3) : 1);
   const [attr, kind] = attrs[0];
@@ -431,9 +432,9 @@ function cutAtTokens(tok: Tokenizer, text: string, tokens: number): string {
   const end = enc.ends[tokens - 1];
   // A line end when one is close (the cut stays within ~2% of the budget), else the last space.
   const nl = text.lastIndexOf('\n', end);
-  if (nl > 0 && end - nl <= Math.max(40, end * 0.02)) return text.slice(0, nl).trimEnd();
+  if (nl > 0 && end - nl <= end * 0.02) return text.slice(0, nl).trimEnd();
   const sp = text.lastIndexOf(' ', end);
-  return text.slice(0, sp > end * 0.5 ? sp : end).trimEnd();
+  return text.slice(0, sp > 0 && end - sp <= Math.max(12, end * 0.02) ? sp : end).trimEnd();
 }
 
 function containsAny(hay: string, needles: readonly string[]): boolean {
@@ -503,6 +504,7 @@ export function generateExample(o: GenerateOptions): EvalExample {
   let maxStatements = target < 200 ? 2 : target < 400 ? 4 : 6;
   const nDocs = target < 400 ? 1 : rng.int(1, 3);
 
+  let lastOverhead = 0;
   for (let attempt = 0; attempt < 20; attempt++) {
     const spec = taskSpec(o.task, rng, maxStatements);
     // Depths: uniform for every statement; the needle's depth is the one reported.
@@ -514,19 +516,19 @@ export function generateExample(o: GenerateOptions): EvalExample {
     const emptyDocs = fill.map((_, i) => ({ path: `doc-${i}`, text: '' }));
     const stmtTokens = spec.statements.reduce((s, st) => s + o.meter.tokenizer.count(st.text + '\n'), 0);
     const overhead = o.meter.count(emptyDocs, spec.question) + stmtTokens;
-    if (overhead > target * 0.85) {
-      // Fewer distractors first; fail only when even the minimal example does not fit.
-      if (maxStatements > 1) {
-        maxStatements--;
-        continue;
-      }
-      throw new Error(`${id}: target ${target} tokens is too small for the template, question and statements (${overhead} tokens)`);
+    if (overhead > target * 0.9) {
+      // Fewer distractors first, then other draws (names and values differ in length); fail after 20 draws.
+      if (maxStatements > 1) maxStatements--;
+      lastOverhead = overhead;
+      continue;
     }
     let budget = target - overhead;
+    let lo = -1;
+    let hi = target + 1;
     let result: { texts: string[]; needle: EvalExample['needle']; answerSpan: Span | null; docs: SourceDoc[]; tokens: number } | null =
       null;
     let clean = true;
-    for (let iter = 0; iter < 6; iter++) {
+    for (let iter = 0; iter < 10; iter++) {
       const perDoc = shares.map((s) => Math.max(0, Math.round((budget * s) / shareSum)));
       const cut: string[] = [];
       for (let d = 0; d < nDocs; d++) {
@@ -548,7 +550,13 @@ export function generateExample(o: GenerateOptions): EvalExample {
       const tokens = o.meter.count(docs, spec.question);
       if (!result || Math.abs(tokens - target) < Math.abs(result.tokens - target)) result = { ...ins, docs, tokens };
       if (Math.abs(tokens - target) <= target * 0.03 || budget === 0) break;
-      budget = Math.max(0, budget + (target - tokens));
+      // Secant step, kept inside the bracket seen so far (cuts snap to line/word ends, so f(budget) has steps).
+      if (tokens > target) hi = Math.min(hi, budget);
+      else lo = Math.max(lo, budget);
+      let next = budget + (target - tokens);
+      if (next <= lo || next >= hi) next = Math.floor((lo + hi) / 2);
+      if (next === budget || next <= lo || next >= hi) break;
+      budget = next;
     }
     if (!clean || !result) continue; // the filler happened to mention a key or value: draw new ones
     const needle = result.needle;
@@ -568,6 +576,9 @@ export function generateExample(o: GenerateOptions): EvalExample {
       distractors: spec.statements.length - (needle ? 1 : 0),
       absentKey: spec.absentKey,
     };
+  }
+  if (lastOverhead > 0) {
+    throw new Error(`${id}: target ${target} tokens is too small for the template, question and statements (${lastOverhead} tokens)`);
   }
   throw new Error(`${id}: could not build a haystack free of the example's keys and values in 20 attempts`);
 }
