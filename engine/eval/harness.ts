@@ -36,17 +36,17 @@ export function evalWindow(modelDir: string, window?: number): { window: number;
 export const DEFAULT_RATIOS: readonly number[] = [0.25, 0.5, 1, 4, 16, 64];
 
 /**
- * Examples per cell when --n is not given. Prefill grows linearly with length: with the built-in model's shape
- * (4 layers, hidden 256, W = 512) on 2 CPU cores it runs at about 3k tokens/s with memory off and about half that
- * with memory on, so one 64W (32k-token) example costs ~10 s + ~20 s for both modes. 20/20/20/10/5/2 examples per
- * task at 1/4, 1/2, 1, 4, 16, 64 W then take about 15 minutes for both modes (measured on a random-weight model of that
- * shape; decoding the short answers adds little).
+ * Examples per cell when --n is not given. Prefill grows linearly with length. Measured with the built-in model's
+ * shape (4 layers, hidden 256, W = 512) on 2 CPU cores while another job shared them: a 64W (32k-token) prompt takes
+ * ~7 s with memory off and ~11 s with memory on, 16W ~3 s each, 4W ~1 s, up to 1W well under 0.5 s; answers are a few
+ * tokens. 20/20/20/10/6/3 examples per task at 1/4, 1/2, 1, 4, 16, 64 W (385 examples) then take about 10 minutes
+ * for both modes (about 15 with slower memory-on prefill), inside the 20-minute budget for a default run.
  */
 export function defaultN(ratio: number): number {
   if (ratio <= 1) return 20;
   if (ratio <= 4) return 10;
-  if (ratio <= 16) return 5;
-  return 2;
+  if (ratio <= 16) return 6;
+  return 3;
 }
 
 export interface EvalPlan {
