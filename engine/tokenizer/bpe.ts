@@ -44,7 +44,9 @@ export class RankedBpe {
         ? null
         : (longRun ??
           new RegExp(
-            `[\\p{L}\\p{M}]{${LONG_PIECE},}|\\p{N}{${LONG_PIECE},}|[^\\p{White_Space}\\p{L}\\p{N}]{${LONG_PIECE},}|\\p{White_Space}{${LONG_PIECE},}`,
+            // Exactly LONG_PIECE, not `{LONG_PIECE,}`: finding some run that long is enough, and an unbounded count
+            // overflows V8's regexp stack on a multi-megabyte run (a 10 MB line threw RangeError).
+            `[\\p{L}\\p{M}]{${LONG_PIECE}}|\\p{N}{${LONG_PIECE}}|[^\\p{White_Space}\\p{L}\\p{N}]{${LONG_PIECE}}|\\p{White_Space}{${LONG_PIECE}}`,
             'u',
           ));
   }
