@@ -20,7 +20,14 @@ export interface AttentionRows {
  * tokens, renormalised over them. Keeps the `topK` strongest positions.
  * Head-averaging is the simplest aggregate; the raw per-head rows stay available to callers that want better.
  */
-export function attributeRow(att: AttentionRows, nHeads: number, row: number, nRows: number, origin: TokenOrigin, topK = 32): TokenAttribution {
+export function attributeRow(
+  att: AttentionRows,
+  nHeads: number,
+  row: number,
+  nRows: number,
+  origin: TokenOrigin,
+  topK = 32,
+): TokenAttribution {
   const nKeys = att.keyPositions.length;
   const acc = new Float64Array(nKeys);
   for (const layer of att.layers) {
@@ -61,10 +68,13 @@ export interface Passage {
   readonly supports: readonly number[];
 }
 
-/** Line starts of a text, for offset -> line lookups. */
+/** Line starts of a text, for offset -> line lookups. Lines end at \n, \r\n or a lone \r, as in VS Code (and budget.ts). */
 export function lineStarts(text: string): Int32Array {
   const starts = [0];
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) starts.push(i + 1);
+  }
   return Int32Array.from(starts);
 }
 
