@@ -337,6 +337,25 @@ function readGitignore(dir: string): IgnoreLevel | null {
  * Collects documents from files and folders, in input order, folders walked in sorted name order. Files named
  * directly are never filtered by ignore rules. Symlinks are followed; each real file is read once.
  */
+/** Up to `limit` bytes of a file (fewer when it is shorter), never more, whatever its size is by now. */
+function readAtMost(file: string, limit: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < limit) {
+      const chunk = Buffer.allocUnsafe(Math.min(limit - total, 1 << 20));
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function gatherSources(inputs: readonly string[], opts: GatherOptions = {}): GatherResult {
   const cwd = opts.cwd ?? process.cwd();
   const maxBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
@@ -367,9 +386,14 @@ export function gatherSources(inputs: readonly string[], opts: GatherOptions = {
     }
     let bytes: Buffer;
     try {
-      bytes = fs.readFileSync(abs);
+      bytes = readAtMost(abs, maxBytes + 1);
     } catch (e) {
       skipped.push({ path: abs, reason: `unreadable (${errCode(e)})` });
+      return;
+    }
+    if (bytes.length > maxBytes) {
+      // It grew between the stat and the read: the limit holds for what is read, not only for what was listed.
+      skipped.push({ path: abs, reason: `too large (grew past the limit ${formatBytes(maxBytes)} while being read)` });
       return;
     }
     const decoded = decodeText(bytes);
