@@ -102,6 +102,13 @@ function configuredSinks(modelDir: string): number | null {
   return v;
 }
 
+/** A tokenizer with ids past the model's embedding rows would index outside the weights: refuse it at load. */
+export function checkVocabulary(cfg: ModelConfig, tokenizer: Tokenizer, dir: string): void {
+  if (tokenizer.vocabSize > cfg.vocabSize) {
+    throw new Error(`model in ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
+  }
+}
+
 export function resolveAttention(cfg: ModelConfig, modelDir: string, opts: Pick<EngineOptions, 'window' | 'sinks'>): AttentionSpec {
   const window = opts.window !== undefined ? opts.window : (cfg.slidingWindow ?? 4096);
   const sinks = opts.sinks ?? configuredSinks(modelDir) ?? (cfg.slidingWindow !== null ? 0 : 4);
@@ -129,9 +136,7 @@ export class Engine {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder ${dir} does not exist`);
     const cfg = loadConfig(dir);
     const tokenizer = loadTokenizer(dir);
-    if (tokenizer.vocabSize > cfg.vocabSize) {
-      throw new Error(`model in ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${cfg.vocabSize}`);
-    }
+    checkVocabulary(cfg, tokenizer, dir);
     const template = loadChatTemplate(dir);
     const frame = frameFromTemplate(
       template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null,
@@ -154,7 +159,11 @@ export class Engine {
     }
     const ownedCacheDir = opts.cacheDir ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'attend-kv-'));
     const cacheDir = opts.cacheDir ?? ownedCacheDir!;
-    const fingerprint = modelFingerprint(dir, { window: attention.window, sinks: attention.sinks, blockSize, dtype: 'f32' }, opts.cacheDir ?? undefined);
+    const fingerprint = modelFingerprint(
+      dir,
+      { window: attention.window, sinks: attention.sinks, blockSize, dtype: 'f32' },
+      opts.cacheDir ?? undefined,
+    );
     const store = new KvBlockStore(cacheDir, {
       maxBytes: opts.cacheMaxBytes ?? 2 * 2 ** 30,
       geometry: decoder.shape,

@@ -12,7 +12,7 @@ import {
   type CancellationToken,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
-import { Engine, CancelledError, resolveAttention } from './engine';
+import { Engine, CancelledError, checkVocabulary, resolveAttention } from './engine';
 import { loadConfig } from './config';
 import { loadTokenizer } from './tokenizer';
 import { loadChatTemplate, renderChat } from './chat';
@@ -120,6 +120,7 @@ export class Worker {
       try {
         cfg = loadConfig(dir);
         tokenizer = loadTokenizer(dir);
+        checkVocabulary(cfg, tokenizer, dir); // here too, so counting (the meter) already refuses a mismatched pair
         frame = loadFrame(dir);
         attention = resolveAttention(cfg, dir, {
           ...(params.window !== null ? { window: params.window } : {}),
