@@ -318,6 +318,8 @@ function isNatOrNull(x: unknown): x is number | null {
   return x === null || isNat(x);
 }
 const ID_MAX = 200;
+/** Longest question (UTF-16 units) the worker takes; longer ones are refused with this number in the message. */
+export const MAX_QUESTION_CHARS = 100_000;
 
 export function isWebviewToExtensionMessage(x: unknown): x is WebviewToExtensionMessage {
   if (!isObj(x)) return false;
@@ -327,7 +329,7 @@ export function isWebviewToExtensionMessage(x: unknown): x is WebviewToExtension
     case 'revealPassage':
       return isStr(x['askId'], ID_MAX) && isNat(x['index']);
     case 'askAgain':
-      return isStr(x['question'], 100_000);
+      return isStr(x['question'], MAX_QUESTION_CHARS);
     case 'cancel':
       return isStr(x['askId'], ID_MAX);
     default:
@@ -455,7 +457,7 @@ export function isLoadParams(x: unknown): x is LoadParams {
 }
 
 export function isCountTokensParams(x: unknown): x is CountTokensParams {
-  return isObj(x) && isArrayOf(x['docs'], isWireDoc) && uniquePaths(x['docs']) && isStr(x['question'], 100_000);
+  return isObj(x) && isArrayOf(x['docs'], isWireDoc) && uniquePaths(x['docs']) && isStr(x['question'], MAX_QUESTION_CHARS);
 }
 
 export function isAskParams(x: unknown): x is AskParams {
@@ -465,7 +467,7 @@ export function isAskParams(x: unknown): x is AskParams {
     x['askId'] !== '' &&
     isArrayOf(x['docs'], isWireDoc) &&
     uniquePaths(x['docs']) &&
-    isStr(x['question'], 100_000) &&
+    isStr(x['question'], MAX_QUESTION_CHARS) &&
     x['question'].trim() !== '' &&
     isNat(x['maxNewTokens']) &&
     x['maxNewTokens'] > 0 &&

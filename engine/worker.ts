@@ -23,6 +23,7 @@ import {
   EngineErrorCode,
   EngineMethod,
   EngineNotification,
+  MAX_QUESTION_CHARS,
   engineParamsGuards,
   type AskParams,
   type AskResultWire,
@@ -284,6 +285,17 @@ export class Worker {
   }
 }
 
+/** Says what is wrong with a request its guard refused, in words for the cases a user can cause (the question). */
+export function malformedProblem(method: string, raw: unknown): string {
+  const q = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)['question'] : undefined;
+  if ((method === EngineMethod.ask || method === EngineMethod.countTokens) && typeof q === 'string') {
+    if (q.length > MAX_QUESTION_CHARS)
+      return `the question is ${q.length.toLocaleString('en-US')} characters long; the limit is ${MAX_QUESTION_CHARS.toLocaleString('en-US')}`;
+    if (method === EngineMethod.ask && q.trim() === '') return 'the question is empty';
+  }
+  return `malformed ${method} request`;
+}
+
 type Handler<M extends keyof EngineRequests> = (
   params: EngineRequests[M][0],
   token: CancellationToken,
@@ -293,7 +305,7 @@ function serve<M extends keyof EngineRequests>(conn: MessageConnection, method: 
   conn.onRequest(method, (raw: unknown, token: CancellationToken) => {
     const guard = engineParamsGuards[method];
     if (!guard(raw)) {
-      throw new EngineError(EngineErrorCode.badRequest, { problem: `malformed ${method} request`, kind: 'bad-request' });
+      throw new EngineError(EngineErrorCode.badRequest, { problem: malformedProblem(method, raw), kind: 'bad-request' });
     }
     return handler(raw, token);
   });
