@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 import type { Ctx } from './context';
 import { gather, type Gathered, type ScopeSpec } from './sources';
-import { computeMeter, formatCount, progressLabel, type MeterResult } from './meter';
+import { computeMeter, formatCount, nothingToSend, progressLabel, type MeterResult } from './meter';
 import { sentenceViews, splitSentences, supportedSpan } from './sentences';
 import { EngineRequestError } from './engineClient';
 import type { AnswerSummary, AskResultWire, PassageView, WirePassage } from '../engine/protocol';
@@ -92,8 +92,7 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
           for (const l of meter.leftOut) ctx.output.appendLine(`  ${l.path}: ${l.reason}`);
         }
         if (docs.length === 0) {
-          const why =
-            gathered.docs.length === 0 ? 'no readable text files in this scope' : 'no file fits the token budget (attend.contextBudget)';
+          const why = nothingToSend(meter, gathered.docs.length) ?? 'nothing to send';
           panel.post({ type: 'answerError', askId, message: why });
           void vscode.window.showWarningMessage(`Attend: ${why}.`);
           outcome = { ...outcome, status: 'nothing-to-send', error: why };

@@ -92,6 +92,20 @@ export function computeMeter(input: MeterInput): MeterResult {
   };
 }
 
+/** Why an ask has nothing to send (null when some file fits): no text at all, a question that alone fills the budget, or files too big. */
+export function nothingToSend(m: MeterResult, gatheredFiles: number): string | null {
+  if (m.includedPaths.length > 0) return null;
+  if (gatheredFiles === 0) return 'no readable text files in this scope';
+  if (m.frameTokens + m.questionTokens + m.answerReserve >= m.budget) {
+    return (
+      `the question (${formatCount(m.questionTokens)} tokens) with the template (${formatCount(m.frameTokens)}) and the answer reserve ` +
+      `(${formatCount(m.answerReserve)}) leaves no room for any file in the token budget of ${formatCount(m.budget)}; ` +
+      'shorten the question or raise attend.contextBudget'
+    );
+  }
+  return 'no file fits the token budget (attend.contextBudget)';
+}
+
 /** Number of leading documents covered by the longest remembered context that is a prefix of `current`. */
 export function cachedPrefixDocs(current: readonly string[], remembered: readonly (readonly string[])[]): number {
   let best = 0;
