@@ -37,8 +37,10 @@ if (!only || only === 'unit') {
   if (files.length === 0) { console.error('no unit tests found'); process.exit(1); }
   run('node', ['--test', '--test-concurrency=2', ...files]);
 }
-if (!only || only === 'integration') {
-  // Added by the integration issue: real VS Code through code-server.
+if (!only || only === 'integration' || only === 'e2e') {
+  // Added by the integration issue: real VS Code through code-server (integration suite, browser e2e).
   const extra = 'tools/test-integration.mjs';
-  try { statSync(extra); run('node', [extra]); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+  let present = true;
+  try { statSync(extra); } catch (e) { if (e.code !== 'ENOENT') throw e; present = false; }
+  if (present) run('node', [extra, ...(only ? ['--only', only] : [])]);
 }
