@@ -1,10 +1,11 @@
 // One benchmark measurement in a fresh process (so peak RSS belongs to it alone); prints one JSON line.
 // usage: node out/tools/bench-run.js (--shape NAME | --model DIR) --prompt N [--decode N] [--chunk N] [--window N|full]
-//        [--sinks N] [--threads N] [--no-attn] [--agree K]
+//        [--sinks N] [--threads N] [--no-attn] [--agree K] [--weights f32|int8|int4]
 // Decode is greedy (argmax), so the generated ids can be checked against llama.cpp on the same weights.
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Decoder } from '../engine/runtime/decoder';
+import type { WeightFormat } from '../engine/graph/decoder';
 import type { AttentionSpec, ModelConfig } from '../engine/types';
 import { loadConfig } from '../engine/config';
 import { openCheckpoint } from '../engine/safetensors';
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
       sinks: { type: 'string', default: '4' },
       threads: { type: 'string' },
       'no-attn': { type: 'boolean', default: false },
+      weights: { type: 'string', default: 'f32' },
       /** Agreement mode: this many short prompts (seeds 100..), greedy ids only, no timings. */
       agree: { type: 'string' },
     },
@@ -78,7 +80,11 @@ async function main(): Promise<void> {
   const window = values.window === 'full' ? null : values.window ? Number(values.window) : (cfg.slidingWindow ?? 4096);
   const spec: AttentionSpec = { window, sinks: window === null ? 0 : Number(values.sinks) };
   const tLoad = performance.now();
-  const dec = await Decoder.create(cfg, ckpt, { attention: spec, ...(values.threads ? { threads: Number(values.threads) } : {}) });
+  const dec = await Decoder.create(cfg, ckpt, {
+    attention: spec,
+    weights: values.weights as WeightFormat,
+    ...(values.threads ? { threads: Number(values.threads) } : {}),
+  });
   ckpt.close();
   const loadMs = performance.now() - tLoad;
   const rssAfterLoadMB = process.memoryUsage().rss / 2 ** 20;
@@ -121,6 +127,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     JSON.stringify({
       model: values.model ?? values.shape,
+      weights: values.weights,
       params: parameterCount(cfg),
       prompt: nPrompt,
       window,

@@ -1,6 +1,7 @@
 // Builds the decoder-only transformer (Llama / Qwen2 / Mistral) as one ONNX graph from a ModelConfig and its weights.
 import type { Checkpoint, ModelConfig } from '../types';
 import { hasOutputBias } from '../safetensors';
+import { onnx } from 'onnx-proto';
 import { GraphBuilder } from './onnx';
 import { IO, W } from './io';
 
@@ -14,6 +15,47 @@ export interface DecoderGraphOptions {
   readonly attentions: boolean;
   /** Export per-layer rotated queries (`queries.{i}`) for block retrieval. */
   readonly queries: boolean;
+  /**
+   * Matmul weights: 'f32' (default, exact), or block-quantised 'int8' / 'int4' (32 per block, one fp32 scale each) run by
+   * com.microsoft MatMulNBits with accuracy_level 4 (int8 activations): 4x / 8x less weight memory and traffic.
+   */
+  readonly weights?: WeightFormat;
+}
+
+export type WeightFormat = 'f32' | 'int8' | 'int4';
+
+const QUANT_BLOCK = 32;
+
+/**
+ * Symmetric block quantisation of an (n, k) row-major matrix to MatMulNBits' layout: B (n, blocks, block * bits / 8)
+ * uint8 (4-bit: even k in the low nibble) and scales (n * blocks); the implicit zero point is 2^(bits-1).
+ */
+export function quantizeBlocks(w: Float32Array, n: number, k: number, bits: 4 | 8): { b: Uint8Array; scales: Float32Array } {
+  const blocks = Math.ceil(k / QUANT_BLOCK);
+  const blob = (QUANT_BLOCK * bits) / 8;
+  const b = new Uint8Array(n * blocks * blob);
+  const scales = new Float32Array(n * blocks);
+  const zero = 1 << (bits - 1);
+  const qmax = zero - 1;
+  for (let r = 0; r < n; r++) {
+    for (let blk = 0; blk < blocks; blk++) {
+      const k0 = blk * QUANT_BLOCK;
+      const k1 = Math.min(k, k0 + QUANT_BLOCK);
+      let amax = 0;
+      for (let i = k0; i < k1; i++) amax = Math.max(amax, Math.abs(w[r * k + i]));
+      const scale = amax / qmax;
+      scales[r * blocks + blk] = scale;
+      const inv = scale === 0 ? 0 : 1 / scale;
+      const at = (r * blocks + blk) * blob;
+      for (let j = 0; j < QUANT_BLOCK; j++) {
+        // Padding past k (k not a multiple of the block) dequantises to 0.
+        const q = k0 + j < k1 ? Math.max(0, Math.min(2 * zero - 1, Math.round(w[r * k + k0 + j] * inv) + zero)) : zero;
+        if (bits === 8) b[at + j] = q;
+        else b[at + (j >> 1)] |= (j & 1) === 0 ? q : q << 4;
+      }
+    }
+  }
+  return { b, scales };
 }
 
 /** Rotary inverse frequencies with the config's scaling applied (float64 math, stored as float32 like HF). */
@@ -57,11 +99,14 @@ function transposeConcat(parts: readonly Float32Array[], outs: readonly number[]
 
 /**
  * The graph. Inputs: input_ids, position_ids (1, seq) int64; past_key_values.{i}.key|value (1, nKvHeads, past, headDim);
- * num_logits_to_keep () int64; attention_bias (1, 1, seq, past + seq) when mask.kind = 'bias'.
+ * num_logits_to_keep () int64; attention_bias (1, 1, seq, past + seq) when mask.kind = 'bias'; output_attentions () bool
+ * when built with attentions.
  * Outputs: logits (1, keep, vocab), present.{i}.key|value (1, nKvHeads, past + seq, headDim), attentions.{i}.
+ * `externalFile`: write the weights there (ONNX external data); the model bytes must then be saved in the same folder.
  */
-export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: DecoderGraphOptions): Uint8Array {
-  const g = new GraphBuilder();
+export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: DecoderGraphOptions, externalFile?: string): Uint8Array {
+  // With an external file each weight is written out as soon as it is built, so building holds one weight at a time.
+  const g = new GraphBuilder(externalFile ?? null);
   const { hiddenSize: h, nHeads, nKvHeads, headDim: d, intermediateSize: inter, vocabSize: vocab } = cfg;
   const qDim = nHeads * d;
   const kvDim = nKvHeads * d;
@@ -70,6 +115,7 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
   const positionIds = g.input(IO.positionIds, 'int64', [1, 'seq']);
   const keep = g.input(IO.numLogitsToKeep, 'int64', []);
   const bias = opts.mask.kind === 'bias' ? g.input(IO.attentionBias, 'float32', [1, 1, 'seq', 'total']) : '';
+  const outputAttentions = opts.attentions ? g.input(IO.outputAttentions, 'bool', []) : '';
   for (let l = 0; l < cfg.nLayers; l++) {
     g.input(IO.pastKey(l), 'float32', [1, nKvHeads, 'past', d]);
     g.input(IO.pastValue(l), 'float32', [1, nKvHeads, 'past', d]);
@@ -110,6 +156,55 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
     return g.op('Reshape', [out, flatShape]);
   };
 
+  const format = opts.weights ?? 'f32';
+  /**
+   * x @ W^T for Linear weights given as (out, in) row-major parts stacked along out (fused QKV, gate+up).
+   * f32: one transposed (in, sum(out)) initializer for MatMul. intN: the rows as they are, block-quantised.
+   */
+  const linear = (
+    name: string,
+    x: string,
+    parts: readonly Float32Array[],
+    outs: readonly number[],
+    inDim: number,
+    output?: string,
+  ): string => {
+    const nOut = outs.reduce((a, b) => a + b, 0);
+    const y = output ?? g.tmp('linear');
+    if (format === 'f32') {
+      g.node({
+        op: 'MatMul',
+        inputs: [x, g.initF32(`${name}.weight_t`, [inDim, nOut], transposeConcat(parts, outs, inDim))],
+        outputs: [y],
+      });
+      return y;
+    }
+    let rows = parts[0];
+    if (parts.length > 1) {
+      rows = new Float32Array(nOut * inDim);
+      let at = 0;
+      for (const p of parts) {
+        rows.set(p, at);
+        at += p.length;
+      }
+    }
+    const bits = format === 'int4' ? 4 : 8;
+    const { b, scales } = quantizeBlocks(rows, nOut, inDim, bits);
+    const blocks = Math.ceil(inDim / QUANT_BLOCK);
+    g.node({
+      op: 'MatMulNBits',
+      domain: 'com.microsoft',
+      inputs: [
+        x,
+        g.initU8(`${name}.qweight`, [nOut, blocks, (QUANT_BLOCK * bits) / 8], b),
+        g.initF32(`${name}.scales`, [nOut * blocks], scales),
+      ],
+      outputs: [y],
+      attrs: { K: inDim, N: nOut, bits, block_size: QUANT_BLOCK, accuracy_level: 4 },
+    });
+    return y;
+  };
+
   const embed = ckpt.readF32(W.embed, [vocab, h]);
   const embedInit = g.initF32(W.embed, [vocab, h], embed);
   let hidden = g.op('Gather', [embedInit, inputIds], { axis: 0 }); // (1, seq, h)
@@ -143,8 +238,7 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
     const wq = ckpt.readF32(W.proj(l, 'q'), [qDim, h]);
     const wk = ckpt.readF32(W.proj(l, 'k'), [kvDim, h]);
     const wv = ckpt.readF32(W.proj(l, 'v'), [kvDim, h]);
-    const wqkv = g.initF32(`layers.${l}.qkv.weight_t`, [h, qDim + 2 * kvDim], transposeConcat([wq, wk, wv], [qDim, kvDim, kvDim], h));
-    let qkv = g.op('MatMul', [normed, wqkv]);
+    let qkv = linear(`layers.${l}.qkv`, normed, [wq, wk, wv], [qDim, kvDim, kvDim], h);
     if (cfg.attentionBias) {
       const b = new Float32Array(qDim + 2 * kvDim);
       b.set(ckpt.readF32(W.projBias(l, 'q'), [qDim]), 0);
@@ -153,37 +247,81 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
       qkv = g.op('Add', [qkv, g.initF32(`layers.${l}.qkv.bias`, [qDim + 2 * kvDim], b)]);
     }
     const [q, k, v] = [g.tmp('q'), g.tmp('k'), g.tmp('v')];
-    g.node({ op: 'Split', inputs: [qkv, g.initI64(`layers.${l}.qkv.split`, [qDim, kvDim, kvDim])], outputs: [q, k, v], attrs: { axis: -1 } });
+    g.node({
+      op: 'Split',
+      inputs: [qkv, g.initI64(`layers.${l}.qkv.split`, [qDim, kvDim, kvDim])],
+      outputs: [q, k, v],
+      attrs: { axis: -1 },
+    });
 
     const qRot = opts.queries ? IO.queries(l) : g.tmp('q_rot');
     g.node({ op: 'Identity', inputs: [rope(q)], outputs: [qRot] });
     const attnOut = g.tmp('attn');
-    g.node({
-      op: 'GroupQueryAttention',
-      domain: 'com.microsoft',
-      // query, key, value, past_key, past_value, seqlens_k, total_sequence_length, cos, sin, position_ids, attention_bias
-      inputs: [qRot, rope(k), v, IO.pastKey(l), IO.pastValue(l), seqlensK, totalLen, '', '', '', bias],
-      outputs: [attnOut, IO.presentKey(l), IO.presentValue(l), opts.attentions ? IO.attentions(l) : ''],
-      attrs: {
-        num_heads: nHeads,
-        kv_num_heads: nKvHeads,
-        local_window_size: opts.mask.kind === 'window' && opts.mask.window !== null ? opts.mask.window : -1,
-        ...(opts.attentions ? { qk_output: 2 } : {}),
-      },
-    });
+    // query, key, value, past_key, past_value, seqlens_k, total_sequence_length, cos, sin, position_ids, attention_bias
+    const gqaInputs = [qRot, rope(k), v, IO.pastKey(l), IO.pastValue(l), seqlensK, totalLen, '', '', '', bias];
+    const gqaAttrs = {
+      num_heads: nHeads,
+      kv_num_heads: nKvHeads,
+      local_window_size: opts.mask.kind === 'window' && opts.mask.window !== null ? opts.mask.window : -1,
+    };
+    if (!opts.attentions) {
+      g.node({
+        op: 'GroupQueryAttention',
+        domain: 'com.microsoft',
+        inputs: gqaInputs,
+        outputs: [attnOut, IO.presentKey(l), IO.presentValue(l)],
+        attrs: gqaAttrs,
+      });
+    } else {
+      // Probabilities cost a (heads, seq, past + seq) output per layer — 640 MB per 256-token chunk of a 100M model at a
+      // 4k window — that only attribution reads. An If on `output_attentions` picks GQA with or without them per run.
+      const branch = (withProbs: boolean): ReturnType<GraphBuilder['toSubgraph']> => {
+        const b = new GraphBuilder();
+        const tag = `${withProbs ? 'with' : 'without'}_probs_${l}`;
+        const outs = [`attn_${tag}`, `present_key_${tag}`, `present_value_${tag}`, `attentions_${tag}`];
+        if (withProbs) {
+          b.node({
+            op: 'GroupQueryAttention',
+            domain: 'com.microsoft',
+            inputs: gqaInputs,
+            outputs: outs,
+            attrs: { ...gqaAttrs, qk_output: 2 },
+          });
+        } else {
+          b.node({ op: 'GroupQueryAttention', domain: 'com.microsoft', inputs: gqaInputs, outputs: outs.slice(0, 3), attrs: gqaAttrs });
+          const empty = { dataType: onnx.TensorProto.DataType.FLOAT, dims: [1, nHeads, 0, 0] };
+          b.node({ op: 'Constant', inputs: [], outputs: [outs[3]], attrs: { value: { tensor: empty } } });
+        }
+        return b.toSubgraph(
+          tag,
+          outs.map((name) => ({ name, type: 'float32' as const })),
+        );
+      };
+      g.node({
+        op: 'If',
+        inputs: [outputAttentions],
+        outputs: [attnOut, IO.presentKey(l), IO.presentValue(l), IO.attentions(l)],
+        attrs: { then_branch: { graph: branch(true) }, else_branch: { graph: branch(false) } },
+      });
+    }
     const wo = ckpt.readF32(W.proj(l, 'o'), [h, qDim]);
-    pending = g.op('MatMul', [attnOut, g.initF32(`layers.${l}.o.weight_t`, [qDim, h], transposeConcat([wo], [h], qDim))]);
+    pending = linear(`layers.${l}.o`, attnOut, [wo], [h], qDim);
     if (hasOutputBias(cfg)) pending = g.op('Add', [pending, g.initF32(W.projBias(l, 'o'), [h], ckpt.readF32(W.projBias(l, 'o'), [h]))]);
 
     [normed, hidden] = norm(W.postNorm(l));
     const wg = ckpt.readF32(W.mlp(l, 'gate'), [inter, h]);
     const wu = ckpt.readF32(W.mlp(l, 'up'), [inter, h]);
-    const gateUp = g.op('MatMul', [normed, g.initF32(`layers.${l}.gate_up.weight_t`, [h, 2 * inter], transposeConcat([wg, wu], [inter, inter], h))]);
+    const gateUp = linear(`layers.${l}.gate_up`, normed, [wg, wu], [inter, inter], h);
     const [gate, up] = [g.tmp('gate'), g.tmp('up')];
-    g.node({ op: 'Split', inputs: [gateUp, g.initI64(`layers.${l}.gate_up.split`, [inter, inter])], outputs: [gate, up], attrs: { axis: -1 } });
+    g.node({
+      op: 'Split',
+      inputs: [gateUp, g.initI64(`layers.${l}.gate_up.split`, [inter, inter])],
+      outputs: [gate, up],
+      attrs: { axis: -1 },
+    });
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
     const wd = ckpt.readF32(W.mlp(l, 'down'), [h, inter]);
-    pending = g.op('MatMul', [act, g.initF32(`layers.${l}.down.weight_t`, [inter, h], transposeConcat([wd], [h], inter))]);
+    pending = linear(`layers.${l}.down`, act, [wd], [h], inter);
   }
 
   const [finalNormed] = norm(W.finalNorm);
@@ -191,7 +329,7 @@ export function buildDecoderGraph(cfg: ModelConfig, ckpt: Checkpoint, opts: Deco
   const start = g.op('Neg', [g.op('Unsqueeze', [keep, zero])]);
   const lastHidden = g.op('Slice', [finalNormed, start, bigEnd, one]);
   const lmHead = cfg.tieWordEmbeddings ? embed : ckpt.readF32(W.lmHead, [vocab, h]);
-  g.node({ op: 'MatMul', inputs: [lastHidden, g.initF32('lm_head.weight_t', [h, vocab], transposeConcat([lmHead], [vocab], h))], outputs: [IO.logits] });
+  linear('lm_head', lastHidden, [lmHead], [vocab], h, IO.logits);
 
   g.output(IO.logits, 'float32', [1, 'keep', vocab]);
   for (let l = 0; l < cfg.nLayers; l++) {

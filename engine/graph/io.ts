@@ -7,6 +7,8 @@ export const IO = {
   positionIds: 'position_ids',
   /** Additive float mask (1, 1, seq, past + seq): 0 = visible, -inf = hidden. Only in graphs built with sinks/memory. */
   attentionBias: 'attention_bias',
+  /** bool scalar: compute `attentions.{i}` this run (graphs built with attentions only); false skips the export. */
+  outputAttentions: 'output_attentions',
   /** How many trailing positions get logits (prefill needs only the last one). */
   numLogitsToKeep: 'num_logits_to_keep',
   logits: 'logits',

@@ -28,7 +28,15 @@ export interface KvShape {
 
 export function emptyState(shape: KvShape, nextPos = 0): KvState {
   const none = Array.from({ length: shape.nLayers }, () => new Float32Array(0));
-  return { nSlots: 0, positions: new Int32Array(0), origins: new Int32Array(0), pinned: new Uint8Array(0), keys: none, values: none, nextPos };
+  return {
+    nSlots: 0,
+    positions: new Int32Array(0),
+    origins: new Int32Array(0),
+    pinned: new Uint8Array(0),
+    keys: none,
+    values: none,
+    nextPos,
+  };
 }
 
 /** True when a query at position q may attend to a key at position k (the rule in AttentionSpec). */
@@ -37,17 +45,28 @@ export function visible(spec: AttentionSpec, q: number, k: number, pinned = fals
   return pinned || spec.window === null || q - k < spec.window || k < spec.sinks;
 }
 
-/** Copies the chosen slots of a (1, nKv, nSlots, headDim) buffer into a new one. */
-function gatherSlots(src: Float32Array, shape: KvShape, nSlots: number, keep: readonly number[]): Float32Array {
+/** `keep` as runs of consecutive slots: [first slot, index in keep, length]. Eviction keeps sinks + one long suffix. */
+function slotRuns(keep: readonly number[]): [number, number, number][] {
+  const runs: [number, number, number][] = [];
+  for (let j = 0; j < keep.length; j++) {
+    const last = runs[runs.length - 1];
+    if (last && keep[j] === last[0] + last[2]) last[2]++;
+    else runs.push([keep[j], j, 1]);
+  }
+  return runs;
+}
+
+/** Copies the chosen slots of a (1, nKv, nSlots, headDim) buffer into a new one, one copy per run of slots. */
+function gatherSlots(src: Float32Array, shape: KvShape, nSlots: number, keep: readonly number[], runs = slotRuns(keep)): Float32Array {
   const { nKvHeads, headDim } = shape;
   const out = new Float32Array(nKvHeads * keep.length * headDim);
   for (let h = 0; h < nKvHeads; h++) {
     const srcHead = h * nSlots * headDim;
     const dstHead = h * keep.length * headDim;
-    keep.forEach((slot, j) => {
+    for (const [slot, j, len] of runs) {
       const s = srcHead + slot * headDim;
-      out.set(src.subarray(s, s + headDim), dstHead + j * headDim);
-    });
+      out.set(src.subarray(s, s + len * headDim), dstHead + j * headDim);
+    }
   }
   return out;
 }
@@ -55,13 +74,14 @@ function gatherSlots(src: Float32Array, shape: KvShape, nSlots: number, keep: re
 /** A new state holding only the listed slots (in order). */
 export function selectSlots(state: KvState, shape: KvShape, keep: readonly number[]): KvState {
   if (keep.length === state.nSlots) return state;
+  const runs = slotRuns(keep);
   return {
     nSlots: keep.length,
     positions: Int32Array.from(keep, (i) => state.positions[i]),
     origins: Int32Array.from(keep, (i) => state.origins[i]),
     pinned: Uint8Array.from(keep, (i) => state.pinned[i]),
-    keys: state.keys.map((k) => gatherSlots(k, shape, state.nSlots, keep)),
-    values: state.values.map((v) => gatherSlots(v, shape, state.nSlots, keep)),
+    keys: state.keys.map((k) => gatherSlots(k, shape, state.nSlots, keep, runs)),
+    values: state.values.map((v) => gatherSlots(v, shape, state.nSlots, keep, runs)),
     nextPos: state.nextPos,
   };
 }
