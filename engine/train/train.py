@@ -1,0 +1,188 @@
+"""Train the default Attend model (CPU, PyTorch 1.13). Resumable: re-running continues from runs/<name>/ckpt.pt.
+
+Usage: nohup /usr/bin/python3 engine/train/train.py --name main --total-steps 3000 --max-minutes 68 > engine/train/runs/main.out 2>&1 &
+"""
+import argparse, json, math, os, random, sys, time
+
+import torch
+import torch.nn.functional as F
+
+import bpe
+import data as D
+from model import Cfg, Model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_batch(gen, enc, rng, L, tok_budget, pad_id):
+    B = max(1, int(tok_budget // (L * 1.15 + 8)))
+    seqs = []
+    while len(seqs) < B:
+        r = D.sample_example(gen, enc, rng, L)
+        if r is not None:
+            seqs.append(r)
+    T = max(len(s[1]) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    wa = torch.zeros(len(seqs), T)  # answer weights
+    wd = torch.zeros(len(seqs), T)  # doc-text LM weights
+    for i, (ex, x, w, npr) in enumerate(seqs):
+        ids[i, :len(x)] = torch.tensor(x)
+        wt = torch.tensor(w)
+        wa[i, npr:len(x)] = 1.0
+        d = wt.clone()
+        d[npr:] = 0
+        wd[i, :len(x)] = (d > 0).float()
+    return ids, wa, wd, [s[0]["task"] for s in seqs]
+
+
+def losses(model, ids, wa, wd):
+    logits = model(ids[:, :-1])
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
+    a, d = wa[:, 1:], wd[:, 1:]
+    la = (ce * a).sum() / a.sum().clamp(min=1)
+    ld = (ce * d).sum() / d.sum().clamp(min=1)
+    return la, ld, logits
+
+
+def make_val(tok, n_per_task=10, seed=99, split="eval", lo=64, hi=480):
+    """Held-out validation examples (EVAL corpus filler, lengths within the window)."""
+    c = D.Corpus(split)
+    gen, enc = D.Gen(c), D.Encoder(tok)
+    rng = random.Random(seed)
+    out = {t: [] for t in D.TASKS}
+    while min(len(v) for v in out.values()) < n_per_task:
+        L = rng.randint(lo, hi)
+        r = D.sample_example(gen, enc, rng, L, max_len=500)
+        if r is None:
+            continue
+        ex, ids, w, npr = r
+        if len(out[ex["task"]]) < n_per_task:
+            out[ex["task"]].append((ids, npr, ex))
+    return out
+
+
+@torch.no_grad()
+def exact_match(model, val):
+    """Teacher-forced check that argmax == target at every answer position incl. final <|end|>.
+    This is exactly equivalent to greedy decoding producing the answer token sequence and then stopping."""
+    model.eval()
+    res = {}
+    for task, items in val.items():
+        ok = 0
+        for ids, npr, ex in items:
+            x = torch.tensor([ids])
+            logits = model(x[:, :-1])[0]
+            pred = logits[npr - 1:].argmax(-1)
+            ok += int(torch.equal(pred, x[0, npr:]))
+        res[task] = ok / max(1, len(items))
+    model.train()
+    res["all"] = sum(res[t] for t in val) / len(val)
+    return res
+
+
+def lr_at(step, total, peak, warm=100, floor=0.1):
+    if step < warm:
+        return peak * (step + 1) / warm
+    p = min(1.0, (step - warm) / max(1, total - warm))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def target_len(rng, step, total):
+    p = step / total
+    lmax = int(160 + (720 - 160) * min(1.0, p / 0.55))
+    if rng.random() < 0.3:
+        return rng.randint(max(64, lmax // 2), lmax)
+    return rng.randint(64, lmax)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="main")
+    ap.add_argument("--total-steps", type=int, default=3000)
+    ap.add_argument("--max-minutes", type=float, default=68)
+    ap.add_argument("--tok-budget", type=int, default=2048)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--doc-lm-weight", type=float, default=0.25)
+    ap.add_argument("--ckpt-minutes", type=float, default=4)
+    ap.add_argument("--eval-minutes", type=float, default=8)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out_dir = os.path.join(HERE, "runs", args.name)
+    os.makedirs(out_dir, exist_ok=True)
+    ck_path = os.path.join(out_dir, "ckpt.pt")
+    logf = open(os.path.join(out_dir, "log.jsonl"), "a")
+
+    def log(**kw):
+        kw["time"] = time.strftime("%H:%M:%S")
+        print(json.dumps(kw), flush=True)
+        logf.write(json.dumps(kw) + "\n")
+        logf.flush()
+
+    tok = bpe.load()
+    cfg = Cfg(vocab_size=tok.vocab_size)
+    model = Model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05)
+    step, elapsed, tokens = 0, 0.0, 0
+    if os.path.exists(ck_path):
+        ck = torch.load(ck_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed, tokens = ck["step"], ck["elapsed"], ck["tokens"]
+        log(event="resume", step=step, elapsed_min=round(elapsed / 60, 2))
+    else:
+        log(event="start", params=model.n_params(), cfg=cfg.to_dict(), args=vars(args))
+    with open(os.path.join(out_dir, "cfg.json"), "w") as f:
+        json.dump(cfg.to_dict(), f)
+
+    corpus = D.Corpus("train")
+    gen, enc = D.Gen(corpus), D.Encoder(tok, doc_lm_weight=args.doc_lm_weight)
+    val = make_val(tok, n_per_task=10)
+    pad = tok.special["<|endoftext|>"]
+
+    def save():
+        tmp = ck_path + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+                    "tokens": tokens, "cfg": cfg.to_dict()}, tmp)
+        os.replace(tmp, ck_path)
+
+    t_start = time.time() - elapsed
+    last_ck = last_ev = time.time()
+    acc_la = acc_ld = acc_n = 0.0
+    model.train()
+    while step < args.total_steps and (time.time() - t_start) < args.max_minutes * 60:
+        rng = random.Random(args.seed * 1_000_003 + step)
+        L = target_len(rng, step, args.total_steps)
+        ids, wa, wd, tasks = build_batch(gen, enc, rng, L, args.tok_budget, pad)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.total_steps, args.lr)
+        la, ld, _ = losses(model, ids, wa, wd)
+        loss = la + args.doc_lm_weight * ld
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += int(ids.numel())
+        acc_la += float(la); acc_ld += float(ld); acc_n += 1
+        elapsed = time.time() - t_start
+        if step % 25 == 0:
+            log(step=step, ans_loss=round(acc_la / acc_n, 4), doc_loss=round(acc_ld / acc_n, 4), lr=round(opt.param_groups[0]["lr"], 6),
+                gnorm=round(float(gn), 3), L=L, B=ids.shape[0], tokens=tokens, min=round(elapsed / 60, 2))
+            acc_la = acc_ld = acc_n = 0.0
+        if time.time() - last_ev > args.eval_minutes * 60:
+            em = exact_match(model, val)
+            log(step=step, val_em={k: round(v, 3) for k, v in em.items()})
+            last_ev = time.time()
+        if time.time() - last_ck > args.ckpt_minutes * 60:
+            save()
+            last_ck = time.time()
+    save()
+    em = exact_match(model, val)
+    log(event="done", step=step, tokens=tokens, min=round(elapsed / 60, 2), val_em={k: round(v, 3) for k, v in em.items()})
+
+
+if __name__ == "__main__":
+    main()
