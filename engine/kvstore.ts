@@ -383,6 +383,23 @@ function writeWhole(fd: number, buf: Buffer): void {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
+/**
+ * Node's recursive mkdir reports ENOENT when the real failure is a parent that cannot be written (a read-only file
+ * system gives ENOENT, not EROFS), which would read as a passing problem. Create the first missing level on its own
+ * to get the real error (EROFS, EACCES, ...); if that works, the original error stands.
+ */
+function realMkdirError(dir: string, e: unknown): unknown {
+  if (errCode(e) !== 'ENOENT') return e;
+  let missing = dir;
+  for (let parent = path.dirname(missing); parent !== missing && !fs.existsSync(parent); parent = path.dirname(parent)) missing = parent;
+  try {
+    fs.mkdirSync(missing);
+  } catch (real) {
+    return real;
+  }
+  return e;
+}
+
 interface ScanEntry {
   readonly file: string;
   readonly size: number;
@@ -544,7 +561,8 @@ export class KvBlockStore {
       fd = null;
       stage = 'publish (rename)';
       fs.renameSync(tmp, file);
-    } catch (e) {
+    } catch (caught) {
+      const e = stage === 'create directory' ? realMkdirError(sub, caught) : caught;
       if (fd !== null) {
         try {
           fs.closeSync(fd);
