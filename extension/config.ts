@@ -3,6 +3,7 @@
 
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { chooseModelPath } from './modelSetting';
 
 export const SECTION = 'attend';
 
@@ -40,17 +41,14 @@ export function builtInModelDir(extensionPath: string): string {
 
 export function readSettings(extensionPath: string, globalStoragePath: string): AttendSettings {
   const cfg = vscode.workspace.getConfiguration(SECTION);
-  const inspected = cfg.inspect<string>('model.path');
-  const workspaceValue = inspected?.workspaceFolderValue ?? inspected?.workspaceValue;
   const trusted = vscode.workspace.isTrusted;
-  const configured = trusted ? cfg.get<string>('model.path', '') : (inspected?.globalValue ?? '');
-  const raw = (configured ?? '').trim();
+  const { raw, ignoredWorkspaceValue } = chooseModelPath(cfg.inspect<string>('model.path'), cfg.get<string>('model.path', ''), trusted);
   const modelDir = raw === '' ? builtInModelDir(extensionPath) : expandHome(raw);
   const cacheLocation = (cfg.get<string>('cache.location', '') ?? '').trim();
   return {
     modelDir,
     modelIsBuiltIn: raw === '',
-    ignoredWorkspaceModelPath: !trusted && workspaceValue ? workspaceValue : null,
+    ignoredWorkspaceModelPath: ignoredWorkspaceValue,
     contextBudget: positiveOrNull(cfg.get('contextBudget')),
     window: positiveOrNull(cfg.get('window')),
     sinkTokens: natOrNull(cfg.get('sinkTokens')),
