@@ -97,6 +97,8 @@ describe('Attend in the browser (code-server + Chromium)', function () {
   let firstPassage = '';
 
   it('asks about the workspace from the command palette and streams the answer into the panel', async () => {
+    // With a file open the panel opens beside it, where the passages get highlighted.
+    await openFile(page, 'lighthouse.md');
     await runCommand(page, 'Attend: Ask About Workspace');
     const input = page.locator('.quick-input-widget .quick-input-box input');
     await input.waitFor({ state: 'visible' });
@@ -145,7 +147,7 @@ describe('Attend in the browser (code-server + Chromium)', function () {
   });
 
   it('shows the context meter of the open file in the status bar, equal to the engine count (once activated)', async () => {
-    await openFile(page, 'lighthouse.md');
+    // lighthouse.md is still the active editor: the panel opened beside it without taking focus.
     const text = fs.readFileSync(path.join(workspace, 'lighthouse.md'), 'utf8');
     const used = promptTokens(model.dir, [{ path: 'lighthouse.md', text }], '') + MAX_NEW_TOKENS;
     const budget = (JSON.parse(fs.readFileSync(path.join(model.dir, 'config.json'), 'utf8')) as { max_position_embeddings: number })
@@ -155,7 +157,6 @@ describe('Attend in the browser (code-server + Chromium)', function () {
   });
 
   it('lists ranked passages whose file and lines are highlighted in the editor, with a hover', async () => {
-    // (The panel hides once an editor takes its place, so the passage was read while it showed.)
     const m = /^(.+):(\d+)(?:-(\d+))?$/.exec(firstPassage);
     assert.ok(m, `first passage "${firstPassage}"`);
     const [, file, startLine] = m;
