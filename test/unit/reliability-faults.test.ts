@@ -8,12 +8,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import liveFs = require('node:fs');
+import { createRequire } from 'node:module';
 import { EngineClient, EngineRequestError } from '../../extension/engineClient';
 import { Engine, CancelledError } from '../../engine/engine';
 import { KvBlockStore, type KvGeometry } from '../../engine/kvstore';
 import type { ProgressNotification } from '../../engine/protocol';
 import { fixturePath } from '../../tools/make-fixture';
+// The fs module object itself (an `import * as` namespace only has getters), so a test can replace one of its functions.
+const liveFs = createRequire(__filename)('node:fs') as typeof fs;
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const WORKER = path.join(ROOT, 'out', 'engine', 'worker.js');

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-// The module object itself (not the namespace copy `import * as` makes), so a test can replace one of its functions.
-import liveFs = require('node:fs');
+import { createRequire } from 'node:module';
 import { gatherSources } from '../../engine/sources';
 import { loadTokenizer } from '../../engine/tokenizer';
 import { Engine } from '../../engine/engine';
@@ -18,6 +17,8 @@ import { buildPassages, type TokenAttribution } from '../../engine/attribution';
 import { RankedBpe } from '../../engine/tokenizer/bpe';
 import { lineIndex, offsetToPosition } from '../../engine/budget';
 import { fixturePath } from '../../tools/make-fixture';
+// The fs module object itself (an `import * as` namespace only has getters), so a test can replace one of its functions.
+const liveFs = createRequire(__filename)('node:fs') as typeof fs;
 
 const MODEL = fixturePath('tiny-llama');
 const roots: string[] = [];

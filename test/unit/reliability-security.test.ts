@@ -8,10 +8,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import Module = require('node:module');
+import { createRequire } from 'node:module';
 import { openCheckpoint, INDEX_FILE } from '../../engine/safetensors';
 import { chooseModelPath } from '../../extension/modelSetting';
 import { fixturePath } from '../../tools/make-fixture';
+// The module system itself (to stand in for `vscode`, which only exists inside the editor).
+const Module = createRequire(__filename)('node:module') as typeof import('node:module');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -19,7 +21,7 @@ const ROOT = path.resolve(__dirname, '..', '..', '..');
 type Markdown = new (opts: { html: boolean; linkify: boolean }) => { render(src: string): string };
 function markdownIt(): Markdown | null {
   try {
-    return Module.createRequire(__filename)('markdown-it') as Markdown;
+    return createRequire(__filename)('markdown-it') as Markdown;
   } catch {
     return null;
   }
