@@ -8,7 +8,7 @@ import { loadChatTemplate, renderChat } from '../chat';
 import { assemblePrompt, frameFromTemplate, type TokenOrigin } from '../prompt';
 import type { FillerCorpus } from './corpus';
 import { generateExample, type EvalExample, type PromptMeter, type Span, type TaskName } from './tasks';
-import { attributionHit, exactMatch, summarize, type CellSummary, type ExampleResult, type MemoryMode } from './score';
+import { attributionHit, exactMatch, lineChance, summarize, type CellSummary, type ExampleResult, type MemoryMode } from './score';
 
 /** Options the runtime is adding to EngineOptions (persistent KV cache, block memory); spelled here until they land. */
 export type EvalEngineOptions = EngineOptions & {
@@ -187,6 +187,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
           prediction: res.answer,
           correct: exactMatch(res.answer, ex.answer),
           hit: attributionHit(res.passages, ex.needle),
+          hitChance: lineChance(ex.docs, ex.needle),
           top1: top ? { doc: top.doc, start: top.start, end: top.end, score: top.score } : null,
           prefillMs: res.timings.prefillMs,
           firstTokenMs: res.timings.firstTokenMs,

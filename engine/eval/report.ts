@@ -115,7 +115,7 @@ export function renderMarkdown(run: EvalRun): string {
         ['**all tasks**', ...all],
       ]),
     );
-    out.push('Attribution hit-rate (top-1 passage overlaps the needle):\n');
+    out.push('Attribution hit-rate (top-1 passage overlaps the needle; in brackets the chance that a random line would):\n');
     out.push(
       table(
         header,
@@ -123,7 +123,7 @@ export function renderMarkdown(run: EvalRun): string {
           t,
           ...s.ratios.map((r) => {
             const c = cell(run, mode, t, r);
-            return !c ? '-' : c.hitRate === null ? 'n/a' : pct(c.hitRate);
+            return !c ? '-' : c.hitRate === null ? 'n/a' : `${pct(c.hitRate)} (${pct(c.hitChance ?? 0)})`;
           }),
         ]),
       ),
@@ -190,10 +190,13 @@ export function renderMarkdown(run: EvalRun): string {
     );
     const byId = new Map(run.examples.filter((e) => e.mode === 'off').map((e) => [e.id, e.prediction]));
     const on = run.examples.filter((e) => e.mode === 'on');
-    if (on.length > 0 && on.every((e) => byId.get(e.id) === e.prediction)) {
+    const far = on.some((e) => e.needleDistance !== null && e.needleDistance > run.model.window);
+    if (!far) {
+      out.push('\n> No needle lay beyond the window at these lengths, so block memory had nothing to retrieve.\n');
+    } else if (on.every((e) => byId.get(e.id) === e.prediction)) {
       out.push(
-        '\n> Memory on and off gave identical answers for every example. Either no needle was outside the window, or ' +
-          'the engine ignored the `memory` option: check that this engine build supports block memory.\n',
+        '\n> Memory on and off gave identical answers for every example although some needles lay beyond the window: ' +
+          'check that this engine build honours the `memory` option.\n',
       );
     }
   }

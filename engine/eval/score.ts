@@ -17,6 +17,17 @@ export function rangesOverlap(a: { start: number; end: number }, b: { start: num
   return a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end;
 }
 
+/** Share of all lines of `docs` that overlap `span`: the hit rate of a top-1 passage picked as a random line. */
+export function lineChance(docs: readonly { readonly text: string }[], span: Span | null): number | null {
+  if (!span) return null;
+  let total = 0;
+  for (const d of docs) total += d.text.split('\n').length;
+  const t = docs[span.doc].text;
+  const first = t.slice(0, span.start).split('\n').length;
+  const last = t.slice(0, Math.max(span.start, span.end - 1)).split('\n').length;
+  return (last - first + 1) / total;
+}
+
 /** Top-1 passage in the needle's document and overlapping its span; null when there is no needle (notfound). */
 export function attributionHit(passages: readonly Pick<Passage, 'doc' | 'start' | 'end'>[], needle: Span | null): boolean | null {
   if (!needle) return null;
@@ -38,6 +49,8 @@ export interface ExampleResult {
   readonly prediction: string;
   readonly correct: boolean;
   readonly hit: boolean | null;
+  /** Chance level for `hit`: share of all document lines that the needle occupies. null without a needle. */
+  readonly hitChance: number | null;
   readonly top1: { readonly doc: number; readonly start: number; readonly end: number; readonly score: number } | null;
   readonly prefillMs: number;
   readonly firstTokenMs: number;
@@ -60,6 +73,8 @@ export interface CellSummary {
   readonly accuracy: number;
   /** Hits / examples with a needle; null when no example in the cell has one (notfound). */
   readonly hitRate: number | null;
+  /** Mean chance level of a hit (a uniformly random line lies in the needle); null with hitRate. */
+  readonly hitChance: number | null;
   readonly meanPromptTokens: number;
   readonly meanPrefillMs: number;
   readonly meanDecodeMs: number;
@@ -97,6 +112,7 @@ export function summarize(results: readonly ExampleResult[], window: number): Ce
       correct,
       accuracy: correct / rs.length,
       hitRate: hits.length ? hits.filter((r) => r.hit).length / hits.length : null,
+      hitChance: hits.length ? mean(hits.map((r) => r.hitChance ?? 0)) : null,
       meanPromptTokens: mean(rs.map((r) => r.promptTokens)),
       meanPrefillMs: mean(rs.map((r) => r.prefillMs)),
       meanDecodeMs: mean(rs.map((r) => r.decodeMs)),

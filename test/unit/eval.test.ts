@@ -9,7 +9,15 @@ import { main } from '../../engine/cli';
 import { Rng } from '../../engine/eval/rng';
 import { FileCorpus, TextCorpus, cleanText, heldOutFiles, type FillerCorpus } from '../../engine/eval/corpus';
 import { NOT_FOUND, TASKS, generateExample, snapToLineStart, type EvalExample, type TaskName } from '../../engine/eval/tasks';
-import { attributionHit, exactMatch, normalizeAnswer, rangesOverlap, summarize, type ExampleResult } from '../../engine/eval/score';
+import {
+  attributionHit,
+  exactMatch,
+  lineChance,
+  normalizeAnswer,
+  rangesOverlap,
+  summarize,
+  type ExampleResult,
+} from '../../engine/eval/score';
 import { loadPromptMeter, runEval, tokenRange, type EvalRun } from '../../engine/eval/harness';
 import { parseEvalArgs } from '../../engine/eval/command';
 import { renderMarkdown } from '../../engine/eval/report';
@@ -284,6 +292,7 @@ test('summarize aggregates per (mode, task, length)', () => {
     prediction: '1',
     correct: true,
     hit: true,
+    hitChance: 0.1,
     top1: null,
     prefillMs: 10,
     firstTokenMs: 11,
@@ -299,7 +308,7 @@ test('summarize aggregates per (mode, task, length)', () => {
       base,
       { ...base, correct: false, hit: false, prefillMs: 30, decodeMs: 0, generatedTokens: 0, needleDistance: 900 },
       { ...base, mode: 'on', needleDistance: 900, retrievedNeedle: true },
-      { ...base, task: 'notfound', hit: null, needleDistance: null },
+      { ...base, task: 'notfound', hit: null, hitChance: null, needleDistance: null },
     ],
     512,
   );
@@ -308,6 +317,7 @@ test('summarize aggregates per (mode, task, length)', () => {
   assert.equal(off.correct, 1);
   assert.equal(off.accuracy, 0.5);
   assert.equal(off.hitRate, 0.5);
+  assert.equal(off.hitChance, 0.1);
   assert.equal(off.meanPrefillMs, 20);
   assert.equal(off.msPerToken, 5);
   assert.equal(off.beyondWindow, 1);
@@ -315,6 +325,14 @@ test('summarize aggregates per (mode, task, length)', () => {
   assert.equal(off.needleRecall, null);
   assert.equal(cells.find((c) => c.mode === 'on')!.needleRecall, 1);
   assert.equal(cells.find((c) => c.task === 'notfound')!.hitRate, null);
+  assert.equal(cells.find((c) => c.task === 'notfound')!.hitChance, null);
+});
+
+test('chance level of an attribution hit: needle lines over all lines', () => {
+  const docs = [{ text: 'a\nb\nc' }, { text: 'x\nNEEDLE\ny\nz' }];
+  assert.equal(lineChance(docs, { doc: 1, start: 2, end: 8 }), 1 / 7);
+  assert.equal(lineChance(docs, { doc: 1, start: 0, end: 8 }), 2 / 7);
+  assert.equal(lineChance(docs, null), null);
 });
 
 test('eval arguments: defaults, lists, and usage errors', () => {
