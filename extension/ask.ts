@@ -77,7 +77,7 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
       async (progress, token) => {
         token.onCancellationRequested(() => abort.abort());
         progress.report({ message: 'gathering sources…' });
-        const gathered = await gather(scope, settings);
+        const gathered = await gather(scope, settings, token);
         outcome = { ...outcome, scope: gathered.label };
         if (abort.signal.aborted) return;
         progress.report({ message: `counting tokens of ${gathered.docs.length} file(s)…` });
