@@ -1,4 +1,5 @@
 // Next-token choice: greedy, or seeded temperature + top-p (nucleus) sampling.
+import { mulberry32 } from './rng';
 
 export interface SamplingOptions {
   /** 0 = greedy. */
@@ -16,19 +17,12 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
-/** A sampler with its own seeded stream (mulberry32), so a seed reproduces a whole answer. */
+/** A sampler with its own seeded stream, so a seed reproduces a whole answer. */
 export function createSampler(opts: SamplingOptions): (logits: ArrayLike<number>) => number {
   if (opts.temperature < 0 || !Number.isFinite(opts.temperature)) throw new Error(`temperature must be >= 0, got ${opts.temperature}`);
   if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`top_p must be in (0, 1], got ${opts.topP}`);
   if (opts.temperature === 0) return argmax;
-  let a = opts.seed >>> 0;
-  const random = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(opts.seed);
   return (logits) => {
     const n = logits.length;
     let max = -Infinity;

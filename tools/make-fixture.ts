@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { writeSafetensors, expectedTensors, INDEX_FILE, SINGLE_FILE, type TensorToWrite } from '../engine/safetensors';
 import { parseConfig } from '../engine/config';
 import type { DType, ModelFamily } from '../engine/types';
+import { mulberry32 } from '../engine/rng';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURE_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'generated');
@@ -14,17 +15,8 @@ export const FIXTURE_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'generated')
 // ---------------------------------------------------------------------------------------------------------------
 // Deterministic randomness
 
-/** mulberry32: tiny seeded PRNG, uniform in [0, 1). */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (engine/rng.ts): tiny seeded PRNG, uniform in [0, 1). */
+export const makeRng = mulberry32;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tokenizer

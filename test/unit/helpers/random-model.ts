@@ -1,18 +1,9 @@
 // Seeded random model weights held in memory, behind the same Checkpoint interface a safetensors folder provides.
 import type { Checkpoint, ModelConfig, TensorInfo } from '../../../engine/types';
 import { W } from '../../../engine/graph/io';
+import { mulberry32 as rng } from '../../../engine/rng';
 
-/** mulberry32: small, seedable, good enough for test weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function testConfig(over: Partial<ModelConfig> = {}): ModelConfig {
   return Object.freeze({
