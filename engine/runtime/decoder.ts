@@ -129,16 +129,12 @@ export class Decoder {
       throw new Error('decoder step: pinned slots need a decoder created with forceBiasMask');
     }
     const total = state.nSlots + n;
-    // present.* are written by onnxruntime straight into arrays allocated here, which become the new state's keys and
-    // values: without them each step copied the whole cache once more out of onnxruntime's own output buffers.
-    const fetches: Record<string, ort.Tensor | null> = { [IO.logits]: null };
-    for (let l = 0; l < nLayers; l++) {
-      for (const name of [IO.presentKey(l), IO.presentValue(l)]) {
-        fetches[name] = new ort.Tensor('float32', new Float32Array(nKvHeads * total * headDim), [1, nKvHeads, total, headDim]);
-      }
-    }
-    if (opts.attentions) for (let l = 0; l < nLayers; l++) fetches[IO.attentions(l)] = null;
-    if (opts.queries) for (let l = 0; l < nLayers; l++) fetches[IO.queries(l)] = null;
+    // present.* are fetched by name: preallocating them as output tensors measured slower (132-180 vs 115-150 ms per
+    // decode step at 4k slots), the binding copying into them anyway on top of zero-filling each new array.
+    const fetches: string[] = [IO.logits];
+    for (let l = 0; l < nLayers; l++) fetches.push(IO.presentKey(l), IO.presentValue(l));
+    if (opts.attentions) for (let l = 0; l < nLayers; l++) fetches.push(IO.attentions(l));
+    if (opts.queries) for (let l = 0; l < nLayers; l++) fetches.push(IO.queries(l));
 
     const out = await this.session.run(feeds, fetches);
 
