@@ -2,7 +2,7 @@
 // and bench-results.json. A script, never a test: the numbers depend on the machine and on what else it is doing.
 // Knobs (env): ATTEND_BENCH_REPEATS (3), ATTEND_BENCH_LONG_REPEATS (2, for 32k and cold-cache runs),
 // ATTEND_BENCH_PROMPTS (1024,8192,32768), ATTEND_BENCH_THREADS (cores), ATTEND_BENCH_SKIP (comma list of sections:
-// limit,models,peer,cache,flat,tokenizer).
+// limit,models,levers,peer,cache,flat,tokenizer).
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -128,6 +128,54 @@ function main(): void {
       '| model | params | prompt tokens | window | prefill tok/s | prefill MFU % | decode tok/s | peak RSS MB | load ms |',
       '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
       ...rows,
+      '',
+    );
+  }
+
+  // 2b. Levers on random-100m past the window: chunk size and weight formats, same conditions, alternating.
+  if (!skip.has('levers')) {
+    const n = Number(process.env.ATTEND_BENCH_LEVER_PROMPT ?? 4608);
+    const variants: { label: string; args: string[] }[] = [
+      { label: 'f32, chunk 256 (default)', args: [] },
+      { label: 'f32, chunk 512', args: ['--chunk', '512'] },
+      { label: 'f32, chunk 1024', args: ['--chunk', '1024'] },
+      { label: 'int8 weights, chunk 256', args: ['--weights', 'int8'] },
+      { label: 'int4 weights, chunk 256', args: ['--weights', 'int4'] },
+    ];
+    const runs: Json[][] = variants.map(() => []);
+    for (let i = 0; i < longRepeats; i++) {
+      variants.forEach((v, j) => {
+        log(`lever ${v.label} @ ${n} (round ${i + 1})`);
+        runs[j].push(run('bench-run.js', ['--model', big, '--window', '4096', ...th, '--prompt', String(n), '--decode', '32', ...v.args]));
+      });
+    }
+    log('quantisation accuracy');
+    const acc = run('bench-quant-run.js', ['--model', big, '--prompt', '512', ...th]);
+    const rows = variants.map((v, j) => {
+      const r = runs[j];
+      return `| ${v.label} | ${fmt(stat(r.map((x) => x['prefillTokPerS'] as number)))} | ${fmt(stat(r.map((x) => x['decodeTokPerS'] as number)), 1)} | ${fmt(stat(r.map((x) => x['peakRssMB'] as number)))} | ${fmt(stat(r.map((x) => x['rssAfterLoadMB'] as number)))} |`;
+    });
+    const a = (k: string): Json => acc[k] as Json;
+    const accRow = (k: string): string =>
+      `| ${k} | ${f(100 * (a(k)['top1Agreement'] as number), 1)} % | ${(a(k)['meanKl'] as number).toExponential(1)} | ${f(100 * (a(k)['relRmsLogitError'] as number), 2)} % | ${f(a(k)['maxAbsLogitDiff'] as number, 2)} |`;
+    json['levers'] = { prompt: n, variants: variants.map((v, j) => ({ ...v, runs: runs[j] })), accuracy: acc };
+    md.push(
+      '## Levers, measured side by side',
+      '',
+      `random-100m, ${f(n)} prompt tokens (past the 4096 window, so eviction runs), window 4096 + 4 sinks, ${longRepeats} rounds`,
+      'with the variants alternating. Weight formats are a `Decoder.create({ weights })` option (default f32).',
+      '',
+      '| variant | prefill tok/s | decode tok/s | peak RSS MB | RSS after load MB |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      ...rows,
+      '',
+      'Accuracy of the quantised formats against f32, every position of a 512-token prompt (tools/bench-quant-run.ts). The',
+      "random model's logits are very peaked (tied embeddings of std 1), so KL is tiny; relative RMS logit error is the telling column:",
+      '',
+      '| weights | top-1 agreement | mean KL(f32 ‖ q) | relative RMS logit error | max abs logit error |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      accRow('int8'),
+      accRow('int4'),
       '',
     );
   }
