@@ -170,7 +170,7 @@ export class Engine {
       fingerprint,
       warn,
     });
-    const chunkSize = opts.chunkSize ?? 256;
+    const chunkSize = opts.chunkSize ?? 512;
     const prefiller = new Prefiller({
       cfg,
       decoder,
