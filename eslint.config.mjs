@@ -3,7 +3,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['out/**', 'dist/**', 'node_modules/**', '.code-server/**', 'test-results/**', 'test/fixtures/**', 'engine/train/**', 'test/e2e/sample-extension/**', '**/*.mjs', '**/*.js'] },
+  {
+    ignores: [
+      'out/**',
+      'dist/**',
+      'node_modules/**',
+      '.code-server/**',
+      'test-results/**',
+      'test/fixtures/**',
+      'engine/train/**',
+      'test/e2e/sample-extension/**',
+      '**/*.mjs',
+      '**/*.js',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -21,7 +34,12 @@ export default tseslint.config(
   {
     files: ['webview/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../engine/*', '!../engine/protocol'], message: 'The webview may import only the shared protocol types.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['../engine/*', '!../engine/protocol'], message: 'The webview may import only the shared protocol types.' }],
+        },
+      ],
     },
   },
 );

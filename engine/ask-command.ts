@@ -96,7 +96,11 @@ export const askCommand: Command = {
         return 0;
       }
       ctx.io.stdout('\n\n');
-      const rows = result.passages.map((p) => [lineOf(p), (p.score * 100).toFixed(1) + '%', docs[p.doc].text.slice(p.start, p.end).replace(/\s+/g, ' ').slice(0, 60)]);
+      const rows = result.passages.map((p) => [
+        lineOf(p),
+        (p.score * 100).toFixed(1) + '%',
+        docs[p.doc].text.slice(p.start, p.end).replace(/\s+/g, ' ').slice(0, 60),
+      ]);
       if (rows.length) ctx.io.stdout(formatTable(['passage', 'score', 'text'], rows, new Set([1])));
       const t = result.timings;
       ctx.io.stdout(

@@ -73,4 +73,3 @@ export function displayPath(p: string, cwd: string): string {
   const rel = path.relative(cwd, p);
   return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? p : rel;
 }
-

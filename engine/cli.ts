@@ -10,7 +10,16 @@ import { gatherSources, DEFAULT_MAX_FILE_BYTES } from './sources';
 import { loadTokenizer } from './tokenizer';
 import { evalCommand } from './eval/command';
 import { askCommand } from './ask-command';
-import { type CliContext, type Command, UsageError, displayPath, formatTable, parseCommandArgs, positiveInt, resolveModelDir } from './cli-common';
+import {
+  type CliContext,
+  type Command,
+  UsageError,
+  displayPath,
+  formatTable,
+  parseCommandArgs,
+  positiveInt,
+  resolveModelDir,
+} from './cli-common';
 
 export { type CliIO, type CliContext, type Command, UsageError, DEFAULT_MODEL_DIR, resolveModelDir, formatTable } from './cli-common';
 

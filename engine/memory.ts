@@ -114,7 +114,13 @@ export function rerotateKeys(keys: Float32Array, shape: KvShape, from: Int32Arra
  * answers (those positions may also hold window tokens: attention is over a set of keys, each with its own rotation).
  * If there is no room above the sinks, the blocks keep their own positions.
  */
-export function relocatedBatch(blocks: readonly MemoryBlock[], shape: KvShape, invFreq: Float32Array, end: number, sinks: number): SlotBatch {
+export function relocatedBatch(
+  blocks: readonly MemoryBlock[],
+  shape: KvShape,
+  invFreq: Float32Array,
+  end: number,
+  sinks: number,
+): SlotBatch {
   const total = blocks.reduce((n, b) => n + (b.end - b.start), 0);
   const first = end - total;
   const relocate = first >= sinks;

@@ -102,7 +102,8 @@ export class Prefiller {
     const keepPos = (p: number): boolean => p < sinks || window === null || R - p < window;
     const slots: { block: KvBlock; t: number; pos: number }[] = [];
     for (const { data } of blocks) {
-      for (let t = 0; t < data.positions.length; t++) if (keepPos(data.positions[t])) slots.push({ block: data, t, pos: data.positions[t] });
+      for (let t = 0; t < data.positions.length; t++)
+        if (keepPos(data.positions[t])) slots.push({ block: data, t, pos: data.positions[t] });
     }
     const n = slots.length;
     const gather = (pick: (blk: KvBlock) => Float32Array): Float32Array => {
@@ -152,7 +153,8 @@ export class Prefiller {
       const t0 = b * B - from;
       const cut = (a: Float32Array): Float32Array => {
         const out = new Float32Array(shape.nKvHeads * B * shape.headDim);
-        for (let h = 0; h < shape.nKvHeads; h++) out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + B) * shape.headDim), h * B * shape.headDim);
+        for (let h = 0; h < shape.nKvHeads; h++)
+          out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + B) * shape.headDim), h * B * shape.headDim);
         return out;
       };
       store.write(hashes[b], {
@@ -167,7 +169,11 @@ export class Prefiller {
   /**
    * Runs the prompt: `ids[0, contextLength)` are the documents (cached), the rest the question (always computed).
    */
-  async run(ids: readonly number[], contextLength: number, hooks: { signal?: AbortSignal; onProgress?(p: PrefillProgress): void }): Promise<PrefillResult> {
+  async run(
+    ids: readonly number[],
+    contextLength: number,
+    hooks: { signal?: AbortSignal; onProgress?(p: PrefillProgress): void },
+  ): Promise<PrefillResult> {
     const { decoder, blockSize: B } = this.d;
     const check = (): void => {
       if (hooks.signal?.aborted) throw new CancelledError();
@@ -226,7 +232,7 @@ export class Prefiller {
     }
 
     // 4. The question, with attention for the last position (it attributes the first answer token).
-    for (let at = 0; at < question.length; ) {
+    for (let at = 0; at < question.length;) {
       check();
       const end = Math.min(at + chunk, question.length);
       last = await decoder.step(state, question.slice(at, end), { attentions: end === question.length });
@@ -265,7 +271,8 @@ export class Prefiller {
       const len = B - skip;
       const cut = (a: Float32Array): Float32Array => {
         const out = new Float32Array(shape.nKvHeads * len * shape.headDim);
-        for (let h = 0; h < shape.nKvHeads; h++) out.set(a.subarray((h * B + skip) * shape.headDim, (h + 1) * B * shape.headDim), h * len * shape.headDim);
+        for (let h = 0; h < shape.nKvHeads; h++)
+          out.set(a.subarray((h * B + skip) * shape.headDim, (h + 1) * B * shape.headDim), h * len * shape.headDim);
         return out;
       };
       return { start: b * B + skip, end: (b + 1) * B, keys: blk.keys.map(cut), values: blk.values.map(cut) };

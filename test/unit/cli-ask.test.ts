@@ -27,9 +27,12 @@ fs.writeFileSync(path.join(dir, 'notes.md'), lines.join('\n'));
 
 test('attend ask --json: answer, cache accounting and passages inside the file', async () => {
   const c = capture(dir);
-  const code = await main(['ask', '--model', fixturePath('tiny-llama'), '--file', 'notes.md', '--no-cache', '--max-new', '4', '--json', 'What is the pass key?'], {
-    io: c.io,
-  });
+  const code = await main(
+    ['ask', '--model', fixturePath('tiny-llama'), '--file', 'notes.md', '--no-cache', '--max-new', '4', '--json', 'What is the pass key?'],
+    {
+      io: c.io,
+    },
+  );
   assert.equal(code, 0, c.err);
   const r = JSON.parse(c.out) as {
     answer: string;

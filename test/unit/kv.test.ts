@@ -1,7 +1,16 @@
 // KV state edits: the fast bias mask equals the rule applied pair by pair; eviction and range drops keep the right slots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionBias, dropRange, emptyState, evictInvisible, insertPinned, selectSlots, visible, type KvState } from '../../engine/runtime/kv';
+import {
+  attentionBias,
+  dropRange,
+  emptyState,
+  evictInvisible,
+  insertPinned,
+  selectSlots,
+  visible,
+  type KvState,
+} from '../../engine/runtime/kv';
 import type { AttentionSpec } from '../../engine/types';
 import { rng } from './helpers/random-model';
 

@@ -152,7 +152,8 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   assert.equal(r.retrieved.length, 2);
   for (const b of r.retrieved) assert.ok(b.end <= 203);
   const origins = new Set(Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1));
-  for (const b of r.retrieved) for (let p = b.start; p < b.end; p++) assert.ok(origins.has(p), `origin ${p} of a retrieved block is in the cache`);
+  for (const b of r.retrieved)
+    for (let p = b.start; p < b.end; p++) assert.ok(origins.has(p), `origin ${p} of a retrieved block is in the cache`);
   // The last step's attention keys carry the retrieved origins too (attribution reaches far passages).
   const keys = new Set(r.last.attentions!.keyPositions);
   assert.ok(r.retrieved.every((b) => keys.has(b.start)));

@@ -2,18 +2,10 @@
 // Llama/Qwen2/Mistral semantics independently: hand-computed logits, causality, sliding window + sinks, probability
 // rows, GQA head mapping, RoPE convention and scaling.
 
-import { test } from "node:test";
-import assert from "node:assert/strict";
-import {
-  referenceForward,
-  ropeInvFreq,
-  type ReferenceWeights,
-} from "../../engine/reference";
-import type {
-  AttentionSpec,
-  ModelConfig,
-  RopeScaling,
-} from "../../engine/types";
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { referenceForward, ropeInvFreq, type ReferenceWeights } from '../../engine/reference';
+import type { AttentionSpec, ModelConfig, RopeScaling } from '../../engine/types';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -33,7 +25,7 @@ function mulberry32(seed: number): () => number {
 
 function makeCfg(over: Partial<ModelConfig>): ModelConfig {
   return {
-    family: "llama",
+    family: 'llama',
     hiddenSize: 16,
     nLayers: 2,
     nHeads: 4,
@@ -64,10 +56,7 @@ class MapWeights implements ReferenceWeights {
 }
 
 /** Random model in memory, weights ~ U(-scale, scale); norms near 1. */
-function randomWeights(
-  cfg: ModelConfig,
-  seed: number,
-): Map<string, Float32Array> {
+function randomWeights(cfg: ModelConfig, seed: number): Map<string, Float32Array> {
   const rnd = mulberry32(seed);
   const m = new Map<string, Float32Array>();
   const rand = (len: number, scale: number): Float32Array => {
@@ -80,34 +69,27 @@ function randomWeights(
     for (let i = 0; i < len; i++) a[i] = 0.8 + 0.4 * rnd();
     return a;
   };
-  const {
-    hiddenSize: H,
-    nHeads: nh,
-    nKvHeads: nkv,
-    headDim: hd,
-    intermediateSize: I,
-    vocabSize: V,
-  } = cfg;
-  m.set("model.embed_tokens.weight", rand(V * H, 1));
+  const { hiddenSize: H, nHeads: nh, nKvHeads: nkv, headDim: hd, intermediateSize: I, vocabSize: V } = cfg;
+  m.set('model.embed_tokens.weight', rand(V * H, 1));
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `model.layers.${l}.`;
-    m.set(p + "input_layernorm.weight", norm(H));
-    m.set(p + "post_attention_layernorm.weight", norm(H));
-    m.set(p + "self_attn.q_proj.weight", rand(nh * hd * H, 0.6));
-    m.set(p + "self_attn.k_proj.weight", rand(nkv * hd * H, 0.6));
-    m.set(p + "self_attn.v_proj.weight", rand(nkv * hd * H, 0.5));
-    m.set(p + "self_attn.o_proj.weight", rand(H * nh * hd, 0.3));
+    m.set(p + 'input_layernorm.weight', norm(H));
+    m.set(p + 'post_attention_layernorm.weight', norm(H));
+    m.set(p + 'self_attn.q_proj.weight', rand(nh * hd * H, 0.6));
+    m.set(p + 'self_attn.k_proj.weight', rand(nkv * hd * H, 0.6));
+    m.set(p + 'self_attn.v_proj.weight', rand(nkv * hd * H, 0.5));
+    m.set(p + 'self_attn.o_proj.weight', rand(H * nh * hd, 0.3));
     if (cfg.attentionBias) {
-      m.set(p + "self_attn.q_proj.bias", rand(nh * hd, 0.5));
-      m.set(p + "self_attn.k_proj.bias", rand(nkv * hd, 0.5));
-      m.set(p + "self_attn.v_proj.bias", rand(nkv * hd, 0.5));
+      m.set(p + 'self_attn.q_proj.bias', rand(nh * hd, 0.5));
+      m.set(p + 'self_attn.k_proj.bias', rand(nkv * hd, 0.5));
+      m.set(p + 'self_attn.v_proj.bias', rand(nkv * hd, 0.5));
     }
-    m.set(p + "mlp.gate_proj.weight", rand(I * H, 0.4));
-    m.set(p + "mlp.up_proj.weight", rand(I * H, 0.4));
-    m.set(p + "mlp.down_proj.weight", rand(H * I, 0.3));
+    m.set(p + 'mlp.gate_proj.weight', rand(I * H, 0.4));
+    m.set(p + 'mlp.up_proj.weight', rand(I * H, 0.4));
+    m.set(p + 'mlp.down_proj.weight', rand(H * I, 0.3));
   }
-  m.set("model.norm.weight", norm(H));
-  if (!cfg.tieWordEmbeddings) m.set("lm_head.weight", rand(V * H, 0.5));
+  m.set('model.norm.weight', norm(H));
+  if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', rand(V * H, 0.5));
   return m;
 }
 
@@ -123,12 +105,7 @@ function maxAbsDiff(a: Float64Array, b: Float64Array): number {
   return d;
 }
 
-function assertClose(
-  a: Float64Array[],
-  b: Float64Array[],
-  tol: number,
-  what: string,
-): void {
+function assertClose(a: Float64Array[], b: Float64Array[], tol: number, what: string): void {
   assert.equal(a.length, b.length, what);
   for (let i = 0; i < a.length; i++) {
     const d = maxAbsDiff(a[i], b[i]);
@@ -137,10 +114,7 @@ function assertClose(
 }
 
 function assertDiffers(a: Float64Array, b: Float64Array, what: string): void {
-  assert.ok(
-    maxAbsDiff(a, b) > 1e-9,
-    `${what}: expected a change, got identical logits`,
-  );
+  assert.ok(maxAbsDiff(a, b) > 1e-9, `${what}: expected a change, got identical logits`);
 }
 
 const f32 = (xs: number[]): Float32Array => Float32Array.from(xs);
@@ -154,7 +128,7 @@ const f32 = (xs: number[]): Float32Array => Float32Array.from(xs);
  */
 function handModel(bias: boolean): { cfg: ModelConfig; w: MapWeights } {
   const cfg = makeCfg({
-    family: bias ? "qwen2" : "llama",
+    family: bias ? 'qwen2' : 'llama',
     hiddenSize: 2,
     nLayers: 1,
     nHeads: 1,
@@ -166,32 +140,28 @@ function handModel(bias: boolean): { cfg: ModelConfig; w: MapWeights } {
     attentionBias: bias,
   });
   const m = new Map<string, Float32Array>();
-  m.set("model.embed_tokens.weight", f32([1, 1, 1, -1]));
-  m.set("model.layers.0.input_layernorm.weight", f32([2, 4]));
-  m.set("model.layers.0.self_attn.q_proj.weight", f32([1, 0, 0, 1])); // identity
-  m.set("model.layers.0.self_attn.k_proj.weight", f32([0, 1, 1, 0])); // swap
-  m.set("model.layers.0.self_attn.v_proj.weight", f32([1, 0, 0, 2]));
-  m.set("model.layers.0.self_attn.o_proj.weight", f32([1, 0, 1, 1]));
+  m.set('model.embed_tokens.weight', f32([1, 1, 1, -1]));
+  m.set('model.layers.0.input_layernorm.weight', f32([2, 4]));
+  m.set('model.layers.0.self_attn.q_proj.weight', f32([1, 0, 0, 1])); // identity
+  m.set('model.layers.0.self_attn.k_proj.weight', f32([0, 1, 1, 0])); // swap
+  m.set('model.layers.0.self_attn.v_proj.weight', f32([1, 0, 0, 2]));
+  m.set('model.layers.0.self_attn.o_proj.weight', f32([1, 0, 1, 1]));
   if (bias) {
-    m.set("model.layers.0.self_attn.q_proj.bias", f32([0.5, 0]));
-    m.set("model.layers.0.self_attn.k_proj.bias", f32([0, -1]));
-    m.set("model.layers.0.self_attn.v_proj.bias", f32([1, 0]));
+    m.set('model.layers.0.self_attn.q_proj.bias', f32([0.5, 0]));
+    m.set('model.layers.0.self_attn.k_proj.bias', f32([0, -1]));
+    m.set('model.layers.0.self_attn.v_proj.bias', f32([1, 0]));
   }
-  m.set("model.layers.0.post_attention_layernorm.weight", f32([1, 1]));
-  m.set("model.layers.0.mlp.gate_proj.weight", f32([1, 0])); // (1, 2)
-  m.set("model.layers.0.mlp.up_proj.weight", f32([0, 2])); // (1, 2)
-  m.set("model.layers.0.mlp.down_proj.weight", f32([1, -1])); // (2, 1)
-  m.set("model.norm.weight", f32([1, 0.5]));
-  m.set("lm_head.weight", f32([1, 0, 1, 1]));
+  m.set('model.layers.0.post_attention_layernorm.weight', f32([1, 1]));
+  m.set('model.layers.0.mlp.gate_proj.weight', f32([1, 0])); // (1, 2)
+  m.set('model.layers.0.mlp.up_proj.weight', f32([0, 2])); // (1, 2)
+  m.set('model.layers.0.mlp.down_proj.weight', f32([1, -1])); // (2, 1)
+  m.set('model.norm.weight', f32([1, 0.5]));
+  m.set('lm_head.weight', f32([1, 0, 1, 1]));
   return { cfg, w: new MapWeights(m) };
 }
 
 /** Everything after attention, by hand: given residual x and attention output o (both 2-vectors) -> logits. */
-function handTail(
-  x: [number, number],
-  o: [number, number],
-  eps: number,
-): [number, number] {
+function handTail(x: [number, number], o: [number, number], eps: number): [number, number] {
   // h = x + o
   const h0 = x[0] + o[0];
   const h1 = x[1] + o[1];
@@ -214,7 +184,7 @@ function handTail(
   return [z0, z0 + z1];
 }
 
-test("(a) hand-computed logits: 1 layer, 1 head, 2 tokens, llama", () => {
+test('(a) hand-computed logits: 1 layer, 1 head, 2 tokens, llama', () => {
   const { cfg, w } = handModel(false);
   const res = referenceForward(cfg, w, [0, 1], FULL, { wantProbs: true });
   const eps = 3;
@@ -240,18 +210,13 @@ test("(a) hand-computed logits: 1 layer, 1 head, 2 tokens, llama", () => {
   const l1 = handTail([1, -1], [a0, a0 + a1], eps);
 
   assert.equal(res.logits.length, 2);
-  assertClose(
-    res.logits,
-    [Float64Array.from(l0), Float64Array.from(l1)],
-    1e-12,
-    "hand logits",
-  );
+  assertClose(res.logits, [Float64Array.from(l0), Float64Array.from(l1)], 1e-12, 'hand logits');
   const pr = res.probs![0][0];
   assert.deepEqual(Array.from(pr[0]), [1]);
   assert.ok(Math.abs(pr[1][0] - p0) < 1e-14 && Math.abs(pr[1][1] - p1) < 1e-14);
 });
 
-test("(a) hand-computed logits: qwen2 with q/k/v biases, 2 tokens", () => {
+test('(a) hand-computed logits: qwen2 with q/k/v biases, 2 tokens', () => {
   const { cfg, w } = handModel(true);
   const res = referenceForward(cfg, w, [1, 0], FULL);
   const eps = 3;
@@ -272,15 +237,10 @@ test("(a) hand-computed logits: qwen2 with q/k/v biases, 2 tokens", () => {
   const a0 = 2;
   const a1 = -4 * p0 + 4 * p1;
   const l1 = handTail([1, 1], [a0, a0 + a1], eps);
-  assertClose(
-    res.logits,
-    [Float64Array.from(l0), Float64Array.from(l1)],
-    1e-12,
-    "hand qwen2 logits",
-  );
+  assertClose(res.logits, [Float64Array.from(l0), Float64Array.from(l1)], 1e-12, 'hand qwen2 logits');
 });
 
-test("(a) RoPE pairs dims (i, i + d/2) (rotate_half), not adjacent dims", () => {
+test('(a) RoPE pairs dims (i, i + d/2) (rotate_half), not adjacent dims', () => {
   // hidden 4, headDim 4, theta 100 -> inv_freq = [1, 100^(-1/2)] = [1, 0.1]. eps 0, all norms 1, q = k = identity.
   const cfg = makeCfg({
     hiddenSize: 4,
@@ -296,18 +256,18 @@ test("(a) RoPE pairs dims (i, i + d/2) (rotate_half), not adjacent dims", () => 
   assert.deepEqual(Array.from(ropeInvFreq(cfg)), [1, 0.1]);
   const id = f32([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
   const m = new Map<string, Float32Array>([
-    ["model.embed_tokens.weight", f32([1, 1, 0, 0])],
-    ["model.layers.0.input_layernorm.weight", f32([1, 1, 1, 1])],
-    ["model.layers.0.post_attention_layernorm.weight", f32([1, 1, 1, 1])],
-    ["model.layers.0.self_attn.q_proj.weight", id],
-    ["model.layers.0.self_attn.k_proj.weight", id],
-    ["model.layers.0.self_attn.v_proj.weight", new Float32Array(16)],
-    ["model.layers.0.self_attn.o_proj.weight", new Float32Array(16)],
-    ["model.layers.0.mlp.gate_proj.weight", new Float32Array(4)],
-    ["model.layers.0.mlp.up_proj.weight", new Float32Array(4)],
-    ["model.layers.0.mlp.down_proj.weight", new Float32Array(4)],
-    ["model.norm.weight", f32([1, 1, 1, 1])],
-    ["lm_head.weight", f32([1, 0, 0, 0])],
+    ['model.embed_tokens.weight', f32([1, 1, 0, 0])],
+    ['model.layers.0.input_layernorm.weight', f32([1, 1, 1, 1])],
+    ['model.layers.0.post_attention_layernorm.weight', f32([1, 1, 1, 1])],
+    ['model.layers.0.self_attn.q_proj.weight', id],
+    ['model.layers.0.self_attn.k_proj.weight', id],
+    ['model.layers.0.self_attn.v_proj.weight', new Float32Array(16)],
+    ['model.layers.0.self_attn.o_proj.weight', new Float32Array(16)],
+    ['model.layers.0.mlp.gate_proj.weight', new Float32Array(4)],
+    ['model.layers.0.mlp.up_proj.weight', new Float32Array(4)],
+    ['model.layers.0.mlp.down_proj.weight', new Float32Array(4)],
+    ['model.norm.weight', f32([1, 1, 1, 1])],
+    ['lm_head.weight', f32([1, 0, 0, 0])],
   ]);
   const res = referenceForward(cfg, new MapWeights(m), [0, 0], FULL, {
     wantProbs: true,
@@ -330,16 +290,16 @@ test("(a) RoPE pairs dims (i, i + d/2) (rotate_half), not adjacent dims", () => 
 // random configurations
 
 const configs: Array<{ name: string; cfg: ModelConfig }> = [
-  { name: "llama MHA (GQA ratio 1), untied", cfg: makeCfg({}) },
+  { name: 'llama MHA (GQA ratio 1), untied', cfg: makeCfg({}) },
   {
-    name: "llama GQA ratio 2, tied",
+    name: 'llama GQA ratio 2, tied',
     cfg: makeCfg({ nKvHeads: 2, tieWordEmbeddings: true }),
   },
-  { name: "llama GQA ratio 4 (MQA)", cfg: makeCfg({ nKvHeads: 1 }) },
+  { name: 'llama GQA ratio 4 (MQA)', cfg: makeCfg({ nKvHeads: 1 }) },
   {
-    name: "qwen2 with biases, GQA 2, tied",
+    name: 'qwen2 with biases, GQA 2, tied',
     cfg: makeCfg({
-      family: "qwen2",
+      family: 'qwen2',
       nKvHeads: 2,
       attentionBias: true,
       tieWordEmbeddings: true,
@@ -347,11 +307,11 @@ const configs: Array<{ name: string; cfg: ModelConfig }> = [
     }),
   },
   {
-    name: "llama3 rope scaling",
+    name: 'llama3 rope scaling',
     cfg: makeCfg({
       nKvHeads: 2,
       ropeScaling: {
-        type: "llama3",
+        type: 'llama3',
         factor: 8,
         lowFreqFactor: 1,
         highFreqFactor: 4,
@@ -360,16 +320,16 @@ const configs: Array<{ name: string; cfg: ModelConfig }> = [
     }),
   },
   {
-    name: "mistral linear rope scaling",
+    name: 'mistral linear rope scaling',
     cfg: makeCfg({
-      family: "mistral",
+      family: 'mistral',
       nKvHeads: 2,
-      ropeScaling: { type: "linear", factor: 4 },
+      ropeScaling: { type: 'linear', factor: 4 },
     }),
   },
 ];
 
-test("(b) causality: logits at i do not change when later tokens change", () => {
+test('(b) causality: logits at i do not change when later tokens change', () => {
   for (const [ci, { name, cfg }] of configs.entries()) {
     const w = new MapWeights(randomWeights(cfg, 100 + ci));
     const toks = randomTokens(8, cfg.vocabSize, 7 + ci);
@@ -378,23 +338,13 @@ test("(b) causality: logits at i do not change when later tokens change", () => 
       const alt = toks.slice();
       alt[j] = (alt[j] + 5) % cfg.vocabSize;
       const got = referenceForward(cfg, w, alt, FULL).logits;
-      for (let i = 0; i < j; i++)
-        assert.deepEqual(
-          got[i],
-          base[i],
-          `${name}: position ${i} changed by token ${j}`,
-        );
-      for (let i = j; i < toks.length; i++)
-        assertDiffers(
-          got[i],
-          base[i],
-          `${name}: position ${i} after token ${j}`,
-        );
+      for (let i = 0; i < j; i++) assert.deepEqual(got[i], base[i], `${name}: position ${i} changed by token ${j}`);
+      for (let i = j; i < toks.length; i++) assertDiffers(got[i], base[i], `${name}: position ${i} after token ${j}`);
     }
   }
 });
 
-test("(c) sliding window: exact window edge, receptive field over layers, sinks", () => {
+test('(c) sliding window: exact window edge, receptive field over layers, sinks', () => {
   const n = 12;
   const last = n - 1;
   const W = 3;
@@ -410,24 +360,16 @@ test("(c) sliding window: exact window edge, receptive field over layers, sinks"
   const win: AttentionSpec = { window: W, sinks: 0 };
   const base1 = referenceForward(cfg1, w1, toks, win).logits[last];
   for (let j = 0; j <= last - W; j++) {
-    assert.deepEqual(
-      referenceForward(cfg1, w1, change(toks, j, 32), win).logits[last],
-      base1,
-      `1 layer, token ${j} outside`,
-    );
+    assert.deepEqual(referenceForward(cfg1, w1, change(toks, j, 32), win).logits[last], base1, `1 layer, token ${j} outside`);
   }
   for (let j = last - W + 1; j <= last; j++) {
-    assertDiffers(
-      referenceForward(cfg1, w1, change(toks, j, 32), win).logits[last],
-      base1,
-      `1 layer, token ${j} inside`,
-    );
+    assertDiffers(referenceForward(cfg1, w1, change(toks, j, 32), win).logits[last], base1, `1 layer, token ${j} inside`);
   }
   // Full attention does see the far token (so the test above is not vacuous).
   assertDiffers(
     referenceForward(cfg1, w1, change(toks, 0, 32), FULL).logits[last],
     referenceForward(cfg1, w1, toks, FULL).logits[last],
-    "full attention, token 0",
+    'full attention, token 0',
   );
 
   // 2 layers: receptive field is 2 (W - 1) back.
@@ -435,56 +377,28 @@ test("(c) sliding window: exact window edge, receptive field over layers, sinks"
   const w2 = new MapWeights(randomWeights(cfg2, 6));
   const base2 = referenceForward(cfg2, w2, toks, win).logits[last];
   const edge = last - 2 * (W - 1);
-  assert.deepEqual(
-    referenceForward(cfg2, w2, change(toks, edge - 1, 32), win).logits[last],
-    base2,
-    "2 layers, outside",
-  );
-  assertDiffers(
-    referenceForward(cfg2, w2, change(toks, edge, 32), win).logits[last],
-    base2,
-    "2 layers, edge",
-  );
+  assert.deepEqual(referenceForward(cfg2, w2, change(toks, edge - 1, 32), win).logits[last], base2, '2 layers, outside');
+  assertDiffers(referenceForward(cfg2, w2, change(toks, edge, 32), win).logits[last], base2, '2 layers, edge');
 
   // Sinks: with sinks S the first S tokens stay visible; token S (outside window) does not.
   for (const S of [1, 2]) {
     const spec: AttentionSpec = { window: W, sinks: S };
     const b = referenceForward(cfg1, w1, toks, spec).logits[last];
-    for (let j = 0; j < S; j++)
-      assertDiffers(
-        referenceForward(cfg1, w1, change(toks, j, 32), spec).logits[last],
-        b,
-        `sink ${j}`,
-      );
-    assert.deepEqual(
-      referenceForward(cfg1, w1, change(toks, S, 32), spec).logits[last],
-      b,
-      `token ${S} not a sink`,
-    );
+    for (let j = 0; j < S; j++) assertDiffers(referenceForward(cfg1, w1, change(toks, j, 32), spec).logits[last], b, `sink ${j}`);
+    assert.deepEqual(referenceForward(cfg1, w1, change(toks, S, 32), spec).logits[last], b, `token ${S} not a sink`);
   }
   // Window 1 = only self.
-  const self = referenceForward(
-    cfg1,
-    w1,
-    toks,
-    { window: 1, sinks: 0 },
-    { wantProbs: true },
-  );
+  const self = referenceForward(cfg1, w1, toks, { window: 1, sinks: 0 }, { wantProbs: true });
   for (const row of self.probs![0][0]) {
     assert.equal(row[row.length - 1], 1);
   }
 });
 
-test("(d) probs rows sum to 1 and are exactly zero on masked keys", () => {
+test('(d) probs rows sum to 1 and are exactly zero on masked keys', () => {
   const cfg = makeCfg({ nKvHeads: 2 });
   const w = new MapWeights(randomWeights(cfg, 21));
   const toks = randomTokens(10, cfg.vocabSize, 22);
-  const specs: AttentionSpec[] = [
-    FULL,
-    { window: 4, sinks: 0 },
-    { window: 3, sinks: 2 },
-    { window: 1, sinks: 1 },
-  ];
+  const specs: AttentionSpec[] = [FULL, { window: 4, sinks: 0 }, { window: 3, sinks: 2 }, { window: 1, sinks: 1 }];
   for (const spec of specs) {
     const res = referenceForward(cfg, w, toks, spec, { wantProbs: true });
     assert.equal(res.probs!.length, cfg.nLayers);
@@ -496,20 +410,9 @@ test("(d) probs rows sum to 1 and are exactly zero on masked keys", () => {
           assert.equal(row.length, q + 1);
           let sum = 0;
           for (let k = 0; k <= q; k++) {
-            const seen =
-              k <= q &&
-              (spec.window === null || q - k < spec.window || k < spec.sinks);
-            if (seen)
-              assert.ok(
-                row[k] > 0,
-                `visible key ${k} of query ${q} has prob ${row[k]}`,
-              );
-            else
-              assert.equal(
-                row[k],
-                0,
-                `masked key ${k} of query ${q} (${JSON.stringify(spec)})`,
-              );
+            const seen = k <= q && (spec.window === null || q - k < spec.window || k < spec.sinks);
+            if (seen) assert.ok(row[k] > 0, `visible key ${k} of query ${q} has prob ${row[k]}`);
+            else assert.equal(row[k], 0, `masked key ${k} of query ${q} (${JSON.stringify(spec)})`);
             sum += row[k];
           }
           assert.ok(Math.abs(sum - 1) < 1e-12, `row sum ${sum}`);
@@ -521,18 +424,14 @@ test("(d) probs rows sum to 1 and are exactly zero on masked keys", () => {
 });
 
 /** MHA weights from a GQA model: kv head g is copied to every query head h with floor(h / group) = g. */
-function expandKv(
-  cfg: ModelConfig,
-  m: Map<string, Float32Array>,
-  mapHead: (h: number) => number,
-): Map<string, Float32Array> {
+function expandKv(cfg: ModelConfig, m: Map<string, Float32Array>, mapHead: (h: number) => number): Map<string, Float32Array> {
   const out = new Map(m);
   const { hiddenSize: H, headDim: hd, nHeads: nh } = cfg;
   for (let l = 0; l < cfg.nLayers; l++) {
-    for (const proj of ["k_proj", "v_proj"]) {
+    for (const proj of ['k_proj', 'v_proj']) {
       for (const [suffix, rowLen] of [
-        ["weight", H],
-        ["bias", 1],
+        ['weight', H],
+        ['bias', 1],
       ] as const) {
         const name = `model.layers.${l}.self_attn.${proj}.${suffix}`;
         const src = m.get(name);
@@ -540,10 +439,7 @@ function expandKv(
         const dst = new Float32Array(nh * hd * rowLen);
         for (let h = 0; h < nh; h++) {
           const g = mapHead(h);
-          dst.set(
-            src.subarray(g * hd * rowLen, (g + 1) * hd * rowLen),
-            h * hd * rowLen,
-          );
+          dst.set(src.subarray(g * hd * rowLen, (g + 1) * hd * rowLen), h * hd * rowLen);
         }
         out.set(name, dst);
       }
@@ -552,11 +448,11 @@ function expandKv(
   return out;
 }
 
-test("(e) GQA equals MHA with duplicated kv heads (query head h uses kv head floor(h / group))", () => {
+test('(e) GQA equals MHA with duplicated kv heads (query head h uses kv head floor(h / group))', () => {
   for (const base of [
     makeCfg({ nKvHeads: 2 }),
     makeCfg({ nKvHeads: 1 }),
-    makeCfg({ family: "qwen2", nKvHeads: 2, attentionBias: true }),
+    makeCfg({ family: 'qwen2', nKvHeads: 2, attentionBias: true }),
     makeCfg({ nHeads: 8, nKvHeads: 2, headDim: 4 }),
   ]) {
     const m = randomWeights(base, 31 + base.nKvHeads);
@@ -564,58 +460,35 @@ test("(e) GQA equals MHA with duplicated kv heads (query head h uses kv head flo
     const gqa = referenceForward(base, new MapWeights(m), toks, FULL).logits;
     const group = base.nHeads / base.nKvHeads;
     const mhaCfg = { ...base, nKvHeads: base.nHeads };
-    const mha = referenceForward(
-      mhaCfg,
-      new MapWeights(expandKv(base, m, (h) => Math.floor(h / group))),
-      toks,
-      FULL,
-    ).logits;
+    const mha = referenceForward(mhaCfg, new MapWeights(expandKv(base, m, (h) => Math.floor(h / group))), toks, FULL).logits;
     assertClose(gqa, mha, 1e-12, `GQA ${base.nHeads}/${base.nKvHeads}`);
     if (base.nKvHeads > 1) {
       // The interleaved mapping (h mod nKv) is a different model: proves the comparison can fail.
-      const wrong = referenceForward(
-        mhaCfg,
-        new MapWeights(expandKv(base, m, (h) => h % base.nKvHeads)),
-        toks,
-        FULL,
-      ).logits;
-      assertDiffers(wrong[6], gqa[6], "interleaved kv mapping");
+      const wrong = referenceForward(mhaCfg, new MapWeights(expandKv(base, m, (h) => h % base.nKvHeads)), toks, FULL).logits;
+      assertDiffers(wrong[6], gqa[6], 'interleaved kv mapping');
     }
   }
 });
 
-test("tied embeddings: lm_head = embed_tokens", () => {
+test('tied embeddings: lm_head = embed_tokens', () => {
   const tied = makeCfg({ tieWordEmbeddings: true, nKvHeads: 2 });
   const m = randomWeights(tied, 41);
   const toks = randomTokens(6, tied.vocabSize, 42);
   const a = referenceForward(tied, new MapWeights(m), toks, FULL).logits;
   const untiedM = new Map(m);
-  untiedM.set("lm_head.weight", m.get("model.embed_tokens.weight")!);
-  const b = referenceForward(
-    { ...tied, tieWordEmbeddings: false },
-    new MapWeights(untiedM),
-    toks,
-    FULL,
-  ).logits;
-  assertClose(a, b, 0, "tied vs explicit lm_head");
+  untiedM.set('lm_head.weight', m.get('model.embed_tokens.weight')!);
+  const b = referenceForward({ ...tied, tieWordEmbeddings: false }, new MapWeights(untiedM), toks, FULL).logits;
+  assertClose(a, b, 0, 'tied vs explicit lm_head');
   // With tying off, a different lm_head is used.
-  untiedM.set(
-    "lm_head.weight",
-    randomWeights(tied, 43).get("model.embed_tokens.weight")!,
-  );
-  const c = referenceForward(
-    { ...tied, tieWordEmbeddings: false },
-    new MapWeights(untiedM),
-    toks,
-    FULL,
-  ).logits;
-  assertDiffers(c[0], a[0], "untied lm_head");
+  untiedM.set('lm_head.weight', randomWeights(tied, 43).get('model.embed_tokens.weight')!);
+  const c = referenceForward({ ...tied, tieWordEmbeddings: false }, new MapWeights(untiedM), toks, FULL).logits;
+  assertDiffers(c[0], a[0], 'untied lm_head');
 });
 
 // ---------------------------------------------------------------------------------------------------------------
 // (f) RoPE
 
-test("(f) shifting all rope positions by a constant leaves logits unchanged (full attention)", () => {
+test('(f) shifting all rope positions by a constant leaves logits unchanged (full attention)', () => {
   for (const [ci, { name, cfg }] of configs.entries()) {
     const w = new MapWeights(randomWeights(cfg, 200 + ci));
     const toks = randomTokens(9, cfg.vocabSize, 201 + ci);
@@ -632,7 +505,7 @@ test("(f) shifting all rope positions by a constant leaves logits unchanged (ful
   }
 });
 
-test("(f) window mask uses sequence indices, not rope positions", () => {
+test('(f) window mask uses sequence indices, not rope positions', () => {
   const cfg = makeCfg({ nLayers: 1 });
   const w = new MapWeights(randomWeights(cfg, 51));
   const toks = randomTokens(8, cfg.vocabSize, 52);
@@ -642,33 +515,32 @@ test("(f) window mask uses sequence indices, not rope positions", () => {
     wantProbs: true,
     positions: toks.map((_, i) => 1000 + i),
   });
-  assertClose(b.logits, a.logits, 1e-9, "shifted positions with window");
+  assertClose(b.logits, a.logits, 1e-9, 'shifted positions with window');
   assert.deepEqual(
     b.probs![0][0][7].map((p) => (p === 0 ? 0 : 1)),
     Float64Array.from([1, 0, 0, 0, 0, 1, 1, 1]),
   );
 });
 
-test("(f) linear scaling equals unscaled rope at positions / factor", () => {
+test('(f) linear scaling equals unscaled rope at positions / factor', () => {
   const factor = 4;
-  const scaled = makeCfg({ ropeScaling: { type: "linear", factor } });
+  const scaled = makeCfg({ ropeScaling: { type: 'linear', factor } });
   const plain = makeCfg({ ropeScaling: null });
   const invS = ropeInvFreq(scaled);
   const invP = ropeInvFreq(plain);
-  for (let i = 0; i < invP.length; i++)
-    assert.ok(Math.abs(invS[i] - invP[i] / factor) < 1e-18);
+  for (let i = 0; i < invP.length; i++) assert.ok(Math.abs(invS[i] - invP[i] / factor) < 1e-18);
   const m = randomWeights(plain, 61);
   const toks = randomTokens(8, plain.vocabSize, 62);
   const a = referenceForward(scaled, new MapWeights(m), toks, FULL).logits;
   const b = referenceForward(plain, new MapWeights(m), toks, FULL, {
     positions: toks.map((_, i) => i / factor),
   }).logits;
-  assertClose(a, b, 1e-12, "linear scaling");
+  assertClose(a, b, 1e-12, 'linear scaling');
   const c = referenceForward(plain, new MapWeights(m), toks, FULL).logits;
-  assertDiffers(c[7], a[7], "scaling matters");
+  assertDiffers(c[7], a[7], 'scaling matters');
 });
 
-test("(f) ropeInvFreq: default theta^(-2i/d); llama3 keeps high frequencies, divides low ones, blends between", () => {
+test('(f) ropeInvFreq: default theta^(-2i/d); llama3 keeps high frequencies, divides low ones, blends between', () => {
   const d = 16;
   const theta = 10000;
   const plain = makeCfg({ headDim: d, ropeTheta: theta });
@@ -679,15 +551,13 @@ test("(f) ropeInvFreq: default theta^(-2i/d); llama3 keeps high frequencies, div
   assert.ok(Math.abs(inv[4] - 0.01) < 1e-15); // 10000^(-8/16)
 
   const sc: RopeScaling = {
-    type: "llama3",
+    type: 'llama3',
     factor: 8,
     lowFreqFactor: 1,
     highFreqFactor: 4,
     originalMaxPositionEmbeddings: 64,
   };
-  const l3 = ropeInvFreq(
-    makeCfg({ headDim: d, ropeTheta: theta, ropeScaling: sc }),
-  );
+  const l3 = ropeInvFreq(makeCfg({ headDim: d, ropeTheta: theta, ropeScaling: sc }));
   // low_freq_wavelen = 64 / 1 = 64, high_freq_wavelen = 64 / 4 = 16. wavelen_i = 2π 10000^(i/8):
   //   i=0: 6.28 (high: kept), i=1: 19.9 and i=2: 62.8 (medium: blended), i>=3: >= 198 (low: ÷ 8).
   const kinds = { high: 0, medium: 0, low: 0 };
@@ -698,10 +568,7 @@ test("(f) ropeInvFreq: default theta^(-2i/d); llama3 keeps high frequencies, div
       assert.equal(l3[i], inv[i], `high-frequency ${i} unchanged`);
     } else if (wl > 64) {
       kinds.low++;
-      assert.ok(
-        Math.abs(l3[i] - inv[i] / 8) <= 1e-18,
-        `low-frequency ${i} divided by factor`,
-      );
+      assert.ok(Math.abs(l3[i] - inv[i] / 8) <= 1e-18, `low-frequency ${i} divided by factor`);
     } else {
       kinds.medium++;
       const smooth = (64 / wl - 1) / (4 - 1);
@@ -716,13 +583,10 @@ test("(f) ropeInvFreq: default theta^(-2i/d); llama3 keeps high frequencies, div
   assert.ok(Math.abs(l3[1] - 0.316228 * (0.2596 / 8 + 0.7404)) < 2e-5);
 });
 
-test("rejects malformed inputs", () => {
+test('rejects malformed inputs', () => {
   const cfg = makeCfg({ nLayers: 1 });
   const m = randomWeights(cfg, 71);
-  assert.throws(
-    () => referenceForward(cfg, new MapWeights(m), [cfg.vocabSize], FULL),
-    /token/,
-  );
+  assert.throws(() => referenceForward(cfg, new MapWeights(m), [cfg.vocabSize], FULL), /token/);
   assert.throws(
     () =>
       referenceForward(cfg, new MapWeights(m), [0, 1], FULL, {
@@ -731,9 +595,6 @@ test("rejects malformed inputs", () => {
     /positions/,
   );
   const bad = new Map(m);
-  bad.set("model.layers.0.self_attn.q_proj.weight", new Float32Array(3));
-  assert.throws(
-    () => referenceForward(cfg, new MapWeights(bad), [0], FULL),
-    /q_proj/,
-  );
+  bad.set('model.layers.0.self_attn.q_proj.weight', new Float32Array(3));
+  assert.throws(() => referenceForward(cfg, new MapWeights(bad), [0], FULL), /q_proj/);
 });
