@@ -1,5 +1,6 @@
 // Attribution: attention rows of answer tokens -> scores on source tokens -> ranked passages (file, range, score).
 import type { TokenOrigin } from './prompt';
+import type { WirePassage } from './protocol';
 
 /** Attention of one answer token over prompt positions that belong to documents (template and question excluded). */
 export interface TokenAttribution {
@@ -53,20 +54,8 @@ export function attributeRow(
   };
 }
 
-export interface Passage {
-  readonly doc: number;
-  readonly path: string;
-  /** UTF-16 [start, end) in the document text, whole lines. */
-  readonly start: number;
-  readonly end: number;
-  /** 0-based line range [startLine, endLine]. */
-  readonly startLine: number;
-  readonly endLine: number;
-  /** Share of the answer's source attention, in [0, 1]. */
-  readonly score: number;
-  /** Answer token indices whose attention fell most on this passage (strongest first). */
-  readonly supports: readonly number[];
-}
+/** A ranked source passage; the same shape crosses the wire to the extension and the webview. */
+export type Passage = WirePassage;
 
 /** Line starts of a text, for offset -> line lookups. Lines end at \n, \r\n or a lone \r, as in VS Code (and budget.ts). */
 export function lineStarts(text: string): Int32Array {

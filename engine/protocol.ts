@@ -27,15 +27,19 @@ export interface WireAnswerToken {
   readonly sources: readonly WireSourceSpan[];
 }
 
-/** engine/attribution Passage, JSON-safe. */
+/** A ranked source passage (engine/attribution builds them). */
 export interface WirePassage {
   readonly doc: number;
   readonly path: string;
+  /** UTF-16 [start, end) in the document text, whole lines. */
   readonly start: number;
   readonly end: number;
+  /** 0-based line range [startLine, endLine]. */
   readonly startLine: number;
   readonly endLine: number;
+  /** Share of the answer's source attention, in [0, 1]. */
   readonly score: number;
+  /** Answer token indices whose attention fell most on this passage (strongest first). */
   readonly supports: readonly number[];
 }
 

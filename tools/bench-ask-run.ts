@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine';
 import { loadTokenizer } from '../engine/tokenizer';
+import { peakRssBytes } from './bench-util';
 
 /** Real English text from the machine, repeated with numbered sections until it reaches `tokens` model tokens. */
 export function benchDocument(modelDir: string, tokens: number): string {
@@ -37,11 +38,6 @@ export function benchDocument(modelDir: string, tokens: number): string {
     count += n;
   }
   return parts.join('');
-}
-
-function peakRssBytes(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
 }
 
 async function main(): Promise<void> {

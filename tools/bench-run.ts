@@ -2,7 +2,6 @@
 // usage: node out/tools/bench-run.js (--shape NAME | --model DIR) --prompt N [--decode N] [--chunk N] [--window N|full]
 //        [--sinks N] [--threads N] [--no-attn] [--agree K] [--weights f32|int8|int4]
 // Decode is greedy (argmax), so the generated ids can be checked against llama.cpp on the same weights.
-import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Decoder } from '../engine/runtime/decoder';
 import type { WeightFormat } from '../engine/graph/decoder';
@@ -11,6 +10,7 @@ import { loadConfig } from '../engine/config';
 import { openCheckpoint } from '../engine/safetensors';
 import { rng } from '../test/unit/helpers/random-model';
 import { ensureBenchModel } from './bench-model';
+import { peakRssBytes } from './bench-util';
 
 /** Parameters that take part in a matmul for every token (embeddings are a lookup; the LM head runs once per chunk). */
 export function matmulParameters(cfg: ModelConfig): number {
@@ -47,11 +47,6 @@ function argmax(a: Float32Array): number {
   let best = 0;
   for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
   return best;
-}
-
-function peakRssBytes(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
 }
 
 async function main(): Promise<void> {
