@@ -5,13 +5,12 @@ import type { AttentionSpec, ModelConfig, Tokenizer } from './types';
 import { loadConfig } from './config';
 import { openCheckpoint, validateCheckpoint } from './safetensors';
 import { loadTokenizer } from './tokenizer';
-import { loadChatTemplate, renderChat } from './chat';
 import * as os from 'node:os';
 import { Decoder } from './runtime/decoder';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
 import { CancelledError, Prefiller, type RetrievedBlock } from './prefill';
-import { assemblePrompt, frameFromTemplate, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
+import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
 
@@ -137,10 +136,7 @@ export class Engine {
     const cfg = loadConfig(dir);
     const tokenizer = loadTokenizer(dir);
     checkVocabulary(cfg, tokenizer, dir);
-    const template = loadChatTemplate(dir);
-    const frame = frameFromTemplate(
-      template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null,
-    );
+    const frame = loadPromptFrame(dir);
     const attention = resolveAttention(cfg, dir, opts);
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_TOKENS;
     const memory = opts.memory === undefined ? { topK: 4 } : opts.memory;

@@ -1,5 +1,6 @@
 // Prompt assembly: documents + question inside the model's chat template, with every token mapped to its source.
 import type { Tokenizer } from './types';
+import { loadChatTemplate, renderChat } from './chat';
 
 export interface SourceDoc {
   /** Display path (workspace-relative in the extension). */
@@ -47,6 +48,12 @@ export function frameFromTemplate(render: ((content: string) => string) | null):
     throw new Error('chat template does not place the user message exactly once; cannot build a prompt around it');
   }
   return { prefix: text.slice(0, at), suffix: text.slice(at + SENTINEL.length) };
+}
+
+/** The frame of a model folder: its chat template around one user message with a generation prompt. */
+export function loadPromptFrame(dir: string): PromptFrame {
+  const template = loadChatTemplate(dir);
+  return frameFromTemplate(template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null);
 }
 
 export function docHeader(path: string): string {

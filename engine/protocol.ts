@@ -592,3 +592,15 @@ export const engineParamsGuards: { readonly [M in keyof EngineRequests]: (x: unk
   clearCache: (x): x is Record<string, never> => x === undefined || x === null || isObj(x),
   shutdown: (x): x is Record<string, never> => x === undefined || x === null || isObj(x),
 };
+
+/** Whether two load requests describe the same engine (so a loaded one can be kept). */
+export function sameLoadParams(a: LoadParams, b: LoadParams): boolean {
+  return (
+    a.modelDir === b.modelDir &&
+    a.window === b.window &&
+    a.sinks === b.sinks &&
+    a.threads === b.threads &&
+    (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
+    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
+  );
+}

@@ -15,8 +15,7 @@ import {
 import { Engine, CancelledError, checkVocabulary, resolveAttention } from './engine';
 import { loadConfig } from './config';
 import { loadTokenizer } from './tokenizer';
-import { loadChatTemplate, renderChat } from './chat';
-import { DOC_FOOTER, QUESTION_PREFIX, docHeader, frameFromTemplate, type Prompt, type PromptFrame } from './prompt';
+import { DOC_FOOTER, QUESTION_PREFIX, docHeader, loadPromptFrame, type Prompt, type PromptFrame } from './prompt';
 import type { ModelConfig, Tokenizer } from './types';
 import type { TokenAttribution } from './attribution';
 import {
@@ -25,6 +24,7 @@ import {
   EngineNotification,
   MAX_QUESTION_CHARS,
   engineParamsGuards,
+  sameLoadParams,
   type AskParams,
   type AskResultWire,
   type ClearCacheResult,
@@ -74,23 +74,6 @@ export function describeError(e: unknown, modelDir: string | null): EngineErrorD
   return { ...(modelDir ? { file: modelDir } : {}), problem: message, kind: modelDir ? 'bad-model' : 'internal' };
 }
 
-function loadFrame(dir: string): PromptFrame {
-  const template = loadChatTemplate(dir);
-  // The same frame Engine.load builds, so counts match what the engine will prefill.
-  return frameFromTemplate(template ? (content) => renderChat(template, [{ role: 'user', content }], { addGenerationPrompt: true }) : null);
-}
-
-function sameModel(a: LoadParams, b: LoadParams): boolean {
-  return (
-    a.modelDir === b.modelDir &&
-    a.window === b.window &&
-    a.sinks === b.sinks &&
-    a.threads === b.threads &&
-    (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
-    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
-  );
-}
-
 /** Maps one answer token's attention (prompt positions) to document spans. */
 export function sourceSpans(att: TokenAttribution, prompt: Prompt, limit = SPANS_PER_TOKEN): WireSourceSpan[] {
   const out: WireSourceSpan[] = [];
@@ -111,7 +94,7 @@ export class Worker {
   constructor(private readonly notify: <N extends keyof EngineNotifications>(method: N, params: EngineNotifications[N]) => void) {}
 
   load(params: LoadParams): ModelInfo | Promise<ModelInfo> {
-    if (!this.loaded || !sameModel(this.loaded.params, params)) {
+    if (!this.loaded || !sameLoadParams(this.loaded.params, params)) {
       const dir = path.resolve(params.modelDir);
       const old = this.loaded;
       let cfg: ModelConfig;
@@ -122,7 +105,7 @@ export class Worker {
         cfg = loadConfig(dir);
         tokenizer = loadTokenizer(dir);
         checkVocabulary(cfg, tokenizer, dir); // here too, so counting (the meter) already refuses a mismatched pair
-        frame = loadFrame(dir);
+        frame = loadPromptFrame(dir);
         attention = resolveAttention(cfg, dir, {
           ...(params.window !== null ? { window: params.window } : {}),
           ...(params.sinks !== null ? { sinks: params.sinks } : {}),

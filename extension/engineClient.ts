@@ -12,6 +12,7 @@ import {
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import {
+  sameLoadParams,
   EngineErrorCode,
   EngineMethod,
   EngineNotification,
@@ -150,8 +151,8 @@ export class EngineClient {
   /** Loads the configured model (config + tokenizer) into this worker once, however many requests wait on it. */
   private ensureModel(r: Running): Promise<void> {
     const want = this.model;
-    if (!want || (r.loadedModel && sameLoad(r.loadedModel, want))) return Promise.resolve();
-    if (r.loadingModel && sameLoad(r.loadingModel.params, want)) return r.loadingModel.promise;
+    if (!want || (r.loadedModel && sameLoadParams(r.loadedModel, want))) return Promise.resolve();
+    if (r.loadingModel && sameLoadParams(r.loadingModel.params, want)) return r.loadingModel.promise;
     const params = { ...want, weights: false };
     const promise = this.send(r, EngineMethod.load, params).then(() => {
       r.loadedModel = params;
@@ -311,17 +312,6 @@ export class EngineClient {
     this.disposed = true;
     this.asks.clear();
   }
-}
-
-function sameLoad(a: LoadParams, b: LoadParams): boolean {
-  return (
-    a.modelDir === b.modelDir &&
-    a.window === b.window &&
-    a.sinks === b.sinks &&
-    a.threads === b.threads &&
-    (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
-    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
-  );
 }
 
 function delay(ms: number): Promise<void> {
