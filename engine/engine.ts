@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import { Decoder } from './runtime/decoder';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
+import { BlockScorer } from './memory';
 import { CancelledError, Prefiller, type RetrievedBlock } from './prefill';
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
@@ -128,6 +129,7 @@ export class Engine {
     private readonly prefiller: Prefiller,
     /** A temporary store folder this engine owns and removes on dispose. */
     private readonly ownedCacheDir: string | null,
+    private readonly scorer: BlockScorer | null,
   ) {}
 
   static async load(opts: EngineOptions): Promise<Engine> {
@@ -167,6 +169,7 @@ export class Engine {
       warn,
     });
     const chunkSize = opts.chunkSize ?? 512;
+    const scorer = memory ? await BlockScorer.create(cfg, opts.threads) : null;
     const prefiller = new Prefiller({
       cfg,
       decoder,
@@ -175,10 +178,11 @@ export class Engine {
       blockSize,
       chunkSize,
       memoryTopK: memory ? memory.topK : null,
+      scorer,
       invFreq: ropeInverseFrequencies(cfg),
       warn,
     });
-    return new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, store, prefiller, ownedCacheDir);
+    return new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, store, prefiller, ownedCacheDir, scorer);
   }
 
   buildPrompt(docs: readonly SourceDoc[], question: string): Prompt {
@@ -284,6 +288,7 @@ export class Engine {
 
   async dispose(): Promise<void> {
     await this.decoder.dispose();
+    await this.scorer?.dispose();
     if (this.ownedCacheDir) fs.rmSync(this.ownedCacheDir, { recursive: true, force: true });
   }
 }

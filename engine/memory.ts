@@ -1,6 +1,8 @@
 // Block memory beyond the window (InfLLM-style): score blocks that left the window with the question's queries,
 // and bring the best ones back next to the sinks and the local window.
+import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from './types';
+import { GraphBuilder } from './graph/onnx';
 import type { KvShape, SlotBatch } from './runtime/kv';
 
 /** One stored block: prompt positions [start, end) with per-layer keys/values (1, nKvHeads, len, headDim). */
@@ -59,6 +61,11 @@ export function scoreBlocks(
       }
     }
   }
+  return sharesOverBlocks(lse, cells, blockCount);
+}
+
+/** lse laid out (block, cell): each cell's softmax over blocks, summed over cells = each block's attention mass. */
+function sharesOverBlocks(lse: Float64Array, cells: number, blockCount: number): Float64Array {
   const scores = new Float64Array(blockCount);
   for (let c = 0; c < cells; c++) {
     let max = -Infinity;
@@ -69,6 +76,100 @@ export function scoreBlocks(
     for (let b = 0; b < blockCount; b++) scores[b] += Math.exp(lse[b * cells + c] - max) / total;
   }
   return scores;
+}
+
+/**
+ * The same scores as scoreBlocks, computed by onnxruntime: per layer one batched MatMul of the question's queries
+ * against the keys of a group of blocks, then ReduceLogSumExp per block. Blocks of equal length only; groups of
+ * `groupBlocks` keep memory flat however long the documents are.
+ */
+export class BlockScorer {
+  private constructor(
+    private readonly cfg: ModelConfig,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async create(cfg: ModelConfig, threads?: number): Promise<BlockScorer> {
+    const g = new GraphBuilder();
+    const q = g.input('q', 'float32', [cfg.nKvHeads, 'rows', cfg.headDim]); // pre-scaled queries, grouped per kv head
+    const k = g.input('k', 'float32', [cfg.nKvHeads, 'keys', cfg.headDim]);
+    const shape = g.input('lse_shape', 'int64', [4]); // (nKvHeads, rows, blocks, blockLen)
+    const dots = g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 2, 1] })]);
+    const lse = 'lse';
+    g.node({ op: 'ReduceLogSumExp', inputs: [g.op('Reshape', [dots, shape])], outputs: [lse], attrs: { axes: [3], keepdims: 0 } });
+    g.output(lse, 'float32', [cfg.nKvHeads, 'rows', 'blocks']);
+    const session = await ort.InferenceSession.create(g.toBytes('attend-block-scorer'), {
+      graphOptimizationLevel: 'all',
+      ...(threads ? { intraOpNumThreads: threads } : {}),
+    });
+    return new BlockScorer(cfg, session);
+  }
+
+  async score(
+    queries: readonly Float32Array[],
+    nQuestion: number,
+    blockCount: number,
+    load: (i: number) => MemoryBlock | null,
+    groupBlocks = 32,
+  ): Promise<Float64Array> {
+    const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
+    const group = nHeads / nKvHeads;
+    const rows = group * nQuestion;
+    const cells = nLayers * nHeads * nQuestion;
+    const scale = 1 / Math.sqrt(d);
+    // Queries per layer as (nKvHeads, group * nQuestion, d): query head h = g * group + j goes to row j * nQuestion + t.
+    const qTensors = queries.map((qs) => {
+      const out = new Float32Array(nKvHeads * rows * d);
+      for (let h = 0; h < nHeads; h++) {
+        const g = Math.floor(h / group);
+        const j = h % group;
+        for (let t = 0; t < nQuestion; t++) {
+          const src = (t * nHeads + h) * d;
+          const dst = (g * rows + j * nQuestion + t) * d;
+          for (let i = 0; i < d; i++) out[dst + i] = qs[src + i] * scale;
+        }
+      }
+      return new ort.Tensor('float32', out, [nKvHeads, rows, d]);
+    });
+    const lse = new Float64Array(blockCount * cells).fill(-Infinity);
+    for (let b0 = 0; b0 < blockCount; b0 += groupBlocks) {
+      const blocks: { b: number; blk: MemoryBlock }[] = [];
+      for (let b = b0; b < Math.min(blockCount, b0 + groupBlocks); b++) {
+        const blk = load(b);
+        if (blk) blocks.push({ b, blk });
+      }
+      if (blocks.length === 0) continue;
+      const len = blocks[0].blk.end - blocks[0].blk.start;
+      if (blocks.some(({ blk }) => blk.end - blk.start !== len)) throw new Error('BlockScorer: blocks of one group must have equal length');
+      const nb = blocks.length;
+      for (let l = 0; l < nLayers; l++) {
+        const keys = new Float32Array(nKvHeads * nb * len * d);
+        blocks.forEach(({ blk }, i) => {
+          for (let g = 0; g < nKvHeads; g++) keys.set(blk.keys[l].subarray(g * len * d, (g + 1) * len * d), (g * nb + i) * len * d);
+        });
+        const out = await this.session.run({
+          q: qTensors[l],
+          k: new ort.Tensor('float32', keys, [nKvHeads, nb * len, d]),
+          lse_shape: new ort.Tensor('int64', BigInt64Array.from([nKvHeads, rows, nb, len].map(BigInt)), [4]),
+        });
+        const res = out.lse.data as Float32Array; // (nKvHeads, rows, nb)
+        for (let h = 0; h < nHeads; h++) {
+          const g = Math.floor(h / group);
+          const j = h % group;
+          for (let t = 0; t < nQuestion; t++) {
+            const row = (g * rows + j * nQuestion + t) * nb;
+            const cell = (l * nHeads + h) * nQuestion + t;
+            blocks.forEach(({ b }, i) => (lse[b * cells + cell] = res[row + i]));
+          }
+        }
+      }
+    }
+    return sharesOverBlocks(lse, cells, blockCount);
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
 }
 
 /** Indices of the `k` best blocks, returned in position order. */
@@ -89,12 +190,22 @@ export function rerotateKeys(keys: Float32Array, shape: KvShape, from: Int32Arra
   const len = from.length;
   const half = d / 2;
   const out = new Float32Array(keys.length);
+  // Relocated blocks move every token by the same delta: compute the rotation once per distinct delta.
+  const cos = new Float64Array(half);
+  const sin = new Float64Array(half);
+  let lastDelta = NaN;
   for (let t = 0; t < len; t++) {
     const delta = to[t] - from[t];
+    if (delta !== lastDelta) {
+      for (let i = 0; i < half; i++) {
+        cos[i] = Math.cos(delta * invFreq[i]);
+        sin[i] = Math.sin(delta * invFreq[i]);
+      }
+      lastDelta = delta;
+    }
     for (let i = 0; i < half; i++) {
-      const a = delta * invFreq[i];
-      const c = Math.cos(a);
-      const s = Math.sin(a);
+      const c = cos[i];
+      const s = sin[i];
       for (let h = 0; h < nKvHeads; h++) {
         const base = (h * len + t) * d;
         const x1 = keys[base + i];

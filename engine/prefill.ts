@@ -4,7 +4,7 @@ import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
 import { insertPinned, type KvState } from './runtime/kv';
 import { blockHashes, type KvBlock, type KvBlockStore } from './kvstore';
-import { relocatedBatch, rerotateKeys, scoreBlocks, topBlocks, type MemoryBlock } from './memory';
+import { relocatedBatch, rerotateKeys, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 
 export interface PrefillProgress {
   readonly done: number;
@@ -41,6 +41,8 @@ export interface PrefillDeps {
   readonly blockSize: number;
   readonly chunkSize: number;
   readonly memoryTopK: number | null;
+  /** Scores far blocks for block memory (required when memoryTopK is set). */
+  readonly scorer: BlockScorer | null;
   readonly invFreq: Float32Array;
   readonly warn: (msg: string) => void;
 }
@@ -223,7 +225,7 @@ export class Prefiller {
     const question = ids.slice(contextLength);
     let retrieved: RetrievedBlock[] = [];
     let candidates = 0;
-    if (this.d.memoryTopK && this.d.store && this.d.spec.window !== null && question.length > 0) {
+    if (this.d.memoryTopK && this.d.scorer && this.d.store && this.d.spec.window !== null && question.length > 0) {
       const picked = await this.retrieve(state, question, ctx, hashes);
       state = picked.state;
       retrieved = picked.retrieved;
@@ -251,7 +253,7 @@ export class Prefiller {
     ctx: readonly number[],
     hashes: readonly string[],
   ): Promise<{ state: KvState; retrieved: RetrievedBlock[]; candidates: number; probeTokens: number }> {
-    const { cfg, decoder, spec, blockSize: B } = this.d;
+    const { decoder, spec, blockSize: B } = this.d;
     const store = this.d.store!;
     const before = state.nextPos - spec.window! + 1; // first position of the question's local window
     const placeEnd = state.nextPos; // retrieved blocks are placed right before the question
@@ -279,14 +281,19 @@ export class Prefiller {
     };
     // Probe: the question's queries at its real positions.
     const probe = await decoder.step(state, question, { queries: true });
-    // Score each block as if it sat right before the question, where retrieved blocks will be placed.
-    const scores = scoreBlocks(cfg, probe.queries!, question.length, candidateIdx.length, (i) => {
-      const blk = load(candidateIdx[i]);
+    // Score each whole block as if it sat right before the question, where retrieved blocks will be placed.
+    const scores = await this.d.scorer!.score(probe.queries!, question.length, candidateIdx.length, (i) => {
+      const b = candidateIdx[i];
+      const blk = store.read(hashes[b], ctx.slice(b * B, (b + 1) * B));
       if (!blk) return null;
-      const len = blk.end - blk.start;
-      const from = Int32Array.from({ length: len }, (_, t) => blk.start + t);
-      const to = Int32Array.from({ length: len }, (_, t) => placeEnd - len + t);
-      return { ...blk, keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)) };
+      const from = Int32Array.from({ length: B }, (_, t) => b * B + t);
+      const to = Int32Array.from({ length: B }, (_, t) => placeEnd - B + t);
+      return {
+        start: b * B,
+        end: (b + 1) * B,
+        keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)),
+        values: blk.values,
+      };
     });
     const best = topBlocks(scores, this.d.memoryTopK!);
     const blocks = best.map((i) => load(candidateIdx[i])).filter((b): b is MemoryBlock => b !== null);

@@ -9,7 +9,7 @@ import { Decoder } from '../../engine/runtime/decoder';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
 import { KvBlockStore } from '../../engine/kvstore';
 import { Prefiller } from '../../engine/prefill';
-import { rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
+import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
 
@@ -33,6 +33,7 @@ async function setup(dir: string, memoryTopK: number | null = null, warn: (m: st
     blockSize: B,
     chunkSize: 32,
     memoryTopK,
+    scorer: memoryTopK ? await BlockScorer.create(cfg) : null,
     invFreq: ropeInverseFrequencies(cfg),
     warn,
   });
@@ -194,4 +195,33 @@ test('re-rotating keys by a position delta equals computing them at the new posi
   }
   assert.ok(at0.newKv!.keys[0].length === cfg.nKvHeads * 6 * cfg.headDim);
   await dec.dispose();
+});
+
+test('the onnxruntime block scorer equals the plain scoring loop', async () => {
+  const c = testConfig({ nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16 });
+  const r = rng(12);
+  const len = 8;
+  const blocks = Array.from({ length: 7 }, (_, b) => ({
+    start: b * len,
+    end: (b + 1) * len,
+    keys: Array.from({ length: c.nLayers }, () => Float32Array.from({ length: c.nKvHeads * len * c.headDim }, () => r() * 2 - 1)),
+    values: [],
+  }));
+  const nQ = 3;
+  const queries = Array.from({ length: c.nLayers }, () =>
+    Float32Array.from({ length: nQ * c.nHeads * c.headDim }, () => (r() * 2 - 1) * 2),
+  );
+  const plain = scoreBlocks(c, queries, nQ, blocks.length, (i) => (i === 4 ? null : blocks[i]));
+  const scorer = await BlockScorer.create(c);
+  try {
+    const fast = await scorer.score(queries, nQ, blocks.length, (i) => (i === 4 ? null : blocks[i]), 3);
+    assert.equal(fast[4], 0);
+    for (let b = 0; b < blocks.length; b++) assert.ok(Math.abs(fast[b] - plain[b]) < 1e-4, `block ${b}: ${fast[b]} vs ${plain[b]}`);
+    assert.ok(
+      plain.some((x) => x > 1),
+      'scores are not all equal (the test can tell blocks apart)',
+    );
+  } finally {
+    await scorer.dispose();
+  }
 });
