@@ -65,8 +65,9 @@ test('ONNX logits equal PyTorch float64 logits at every recorded position, past 
         const exp = p.logits[String(pos)];
         let max = 0;
         for (let v = 0; v < exp.length; v++) max = Math.max(max, Math.abs(got[v] - exp[v]));
-        // The fixture stores 6 significant digits; fp32 against float64 over up to ~700 tokens.
-        assert.ok(max < 2e-3, `${p.name} position ${pos}: max |Δlogit| ${max}`);
+        // Measured: at most 5e-5 (fp32 vs float64, 6 significant digits stored); without the sinks the long prompt is
+        // off by 2.5e-3, so 5e-4 tells them apart.
+        assert.ok(max < 5e-4, `${p.name} position ${pos}: max |Δlogit| ${max}`);
         let arg = 0;
         for (let v = 1; v < got.length; v++) if (got[v] > got[arg]) arg = v;
         assert.equal(arg, p.argmax[String(pos)], `${p.name} position ${pos}: argmax`);
