@@ -87,10 +87,13 @@ def lr_at(step, total, peak, warm=100, floor=0.1):
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def target_len(rng, step, total):
+def target_len(rng, step, total, short_frac=0.0):
     p = step / total
     lmax = int(160 + (720 - 160) * min(1.0, p / 0.55))
-    if rng.random() < 0.3:
+    u = rng.random()
+    if u < short_frac:
+        return rng.randint(64, 200)
+    if u < short_frac + 0.3 * (1 - short_frac):
         return rng.randint(max(64, lmax // 2), lmax)
     return rng.randint(64, lmax)
 
@@ -106,6 +109,8 @@ def main():
     ap.add_argument("--ckpt-minutes", type=float, default=4)
     ap.add_argument("--eval-minutes", type=float, default=8)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--short-frac", type=float, default=0.0, help="fraction of batches drawn from 64-200 tokens")
+    ap.add_argument("--short-from", type=int, default=0, help="apply --short-frac from this step on")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -154,7 +159,7 @@ def main():
     model.train()
     while step < args.total_steps and (time.time() - t_start) < args.max_minutes * 60:
         rng = random.Random(args.seed * 1_000_003 + step)
-        L = target_len(rng, step, args.total_steps)
+        L = target_len(rng, step, args.total_steps, args.short_frac if step >= args.short_from else 0.0)
         ids, wa, wd, tasks = build_batch(gen, enc, rng, L, args.tok_budget, pad)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.total_steps, args.lr)
