@@ -1,6 +1,7 @@
 // Attribution: attention rows of answer tokens -> scores on source tokens -> ranked passages (file, range, score).
 import type { TokenOrigin } from './prompt';
 import type { WirePassage } from './protocol';
+import { lineIndex, lineOf } from './budget';
 
 /** Attention of one answer token over prompt positions that belong to documents (template and question excluded). */
 export interface TokenAttribution {
@@ -57,27 +58,6 @@ export function attributeRow(
 /** A ranked source passage; the same shape crosses the wire to the extension and the webview. */
 export type Passage = WirePassage;
 
-/** Line starts of a text, for offset -> line lookups. Lines end at \n, \r\n or a lone \r, as in VS Code (and budget.ts). */
-export function lineStarts(text: string): Int32Array {
-  const starts = [0];
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) starts.push(i + 1);
-  }
-  return Int32Array.from(starts);
-}
-
-export function lineOf(starts: Int32Array, offset: number): number {
-  let lo = 0;
-  let hi = starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid] <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
 /**
  * Groups token scores by source line, merges neighbouring scored lines into passages of at most `maxLines` lines,
  * and ranks them. Scores are normalised over all passages so they read as shares.
@@ -90,14 +70,14 @@ export function buildPassages(
 ): Passage[] {
   const topK = opts.topK ?? 8;
   const maxLines = opts.maxLines ?? 3;
-  const starts = docs.map((d) => lineStarts(d.text));
+  const indexes = docs.map((d) => lineIndex(d.text));
   // (doc, line) -> score and the answer tokens behind it.
   const lines = new Map<string, { doc: number; line: number; score: number; by: Map<number, number> }>();
   perToken.forEach((ta, t) => {
     for (let i = 0; i < ta.positions.length; i++) {
       const p = ta.positions[i];
       const doc = origin.doc[p];
-      const line = lineOf(starts[doc], origin.start[p]);
+      const line = lineOf(indexes[doc], origin.start[p]);
       const key = `${doc}:${line}`;
       let e = lines.get(key);
       if (!e) lines.set(key, (e = { doc, line, score: 0, by: new Map() }));
@@ -116,7 +96,7 @@ export function buildPassages(
   const total = sorted.reduce((s, e) => s + e.score, 0) || 1;
   const passages = groups.map((g): Passage => {
     const doc = g[0].doc;
-    const st = starts[doc];
+    const st = indexes[doc].lineStarts;
     const startLine = g[0].line;
     const endLine = g[g.length - 1].line;
     const by = new Map<number, number>();

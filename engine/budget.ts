@@ -71,7 +71,7 @@ export function lineIndex(text: string): LineIndex {
 }
 
 /** Index of the line containing `offset` (binary search). */
-function lineOf(index: LineIndex, offset: number): number {
+export function lineOf(index: LineIndex, offset: number): number {
   const starts = index.lineStarts;
   let lo = 0;
   let hi = starts.length - 1;
