@@ -60,6 +60,10 @@ const builds = [
 
 function copyRuntimeFiles() {
   cpSync(join(ROOT, 'node_modules', 'tiktoken', 'tiktoken_bg.wasm'), join(DIST, 'tiktoken_bg.wasm'));
+  // Codicons for the answer panel: the stylesheet and its font, served from dist/webview (the panel's resource root).
+  mkdirSync(join(DIST, 'webview', 'codicons'), { recursive: true });
+  for (const f of ['codicon.css', 'codicon.ttf'])
+    cpSync(join(ROOT, 'node_modules', '@vscode', 'codicons', 'dist', f), join(DIST, 'webview', 'codicons', f));
 
   const ortSrc = join(ROOT, 'node_modules', 'onnxruntime-node');
   const ortDst = join(DIST, 'node_modules', 'onnxruntime-node');

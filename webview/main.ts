@@ -45,6 +45,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
   return e;
 }
 
+/** A decorative codicon (the font ships in dist/webview/codicons); screen readers skip it. */
+function icon(name: string): HTMLSpanElement {
+  const i = el('span', `codicon codicon-${name}`);
+  i.setAttribute('aria-hidden', 'true');
+  return i;
+}
+
 function fmt(n: number): string {
   return n.toLocaleString('en-US');
 }
@@ -145,6 +152,7 @@ function renderHeader(): void {
   input.value = state.question;
   input.setAttribute('aria-label', 'Question');
   const again = el('button', undefined, 'Ask again');
+  again.prepend(icon('refresh'));
   again.type = 'submit';
   form.append(input, again);
   form.addEventListener('submit', (e) => {
@@ -159,6 +167,7 @@ function renderStatus(): void {
   if (streaming) {
     statusLine.append(el('span', 'spinner', '●'), el('span', undefined, ` ${progress || 'working…'} `));
     const cancel = el('button', 'secondary', 'Cancel');
+    cancel.prepend(icon('debug-stop'));
     cancel.addEventListener('click', () => state.askId && vscode.postMessage({ type: 'cancel', askId: state.askId }));
     statusLine.append(cancel);
   } else if (state.error) {
@@ -233,7 +242,9 @@ function renderMeter(): void {
   meterBox.replaceChildren();
   const m = state.meter;
   if (!m) return;
-  meterBox.append(el('h2', undefined, `Context ${short(m.used)} / ${short(m.budget)} tokens`));
+  const meterTitle = el('h2', undefined, `Context ${short(m.used)} / ${short(m.budget)} tokens`);
+  meterTitle.prepend(icon('dashboard'));
+  meterBox.append(meterTitle);
   meterBox.append(meterBar(m));
   const legend = el('div', 'legend');
   const included = m.files.filter((f) => f.included);
@@ -311,7 +322,9 @@ function meterBar(m: MeterView): HTMLElement {
 function renderPassages(): void {
   passagesBox.replaceChildren();
   if (state.passages.length === 0) return;
-  passagesBox.append(el('h2', undefined, 'Passages'));
+  const title = el('h2', undefined, 'Passages');
+  title.prepend(icon('references'));
+  passagesBox.append(title);
   const list = el('ol', 'passage-list');
   list.setAttribute('role', 'listbox');
   list.setAttribute('aria-label', 'Ranked passages; Enter opens one in the editor');
@@ -323,7 +336,9 @@ function renderPassages(): void {
     li.dataset['index'] = String(p.index);
     const head = el('div', 'passage-head');
     const lines = p.startLine === p.endLine ? `${p.startLine + 1}` : `${p.startLine + 1}-${p.endLine + 1}`;
-    head.append(el('span', 'path', `${p.path}:${lines}`), el('span', 'score', `${(p.score * 100).toFixed(1)}%`));
+    const where = el('span', 'path', `${p.path}:${lines}`);
+    where.prepend(icon('file'));
+    head.append(where, el('span', 'score', `${(p.score * 100).toFixed(1)}%`));
     const bar = el('div', 'score-bar');
     const fill = el('div', 'fill');
     fill.style.width = `${((p.score / top) * 100).toFixed(1)}%`;
