@@ -10,6 +10,7 @@ import { Decoder } from './runtime/decoder';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
 import { BlockScorer } from './memory';
+import { EncodingCache } from './encoding-cache';
 import { CancelledError, Prefiller, type RetrievedBlock } from './prefill';
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
@@ -130,6 +131,7 @@ export class Engine {
     /** A temporary store folder this engine owns and removes on dispose. */
     private readonly ownedCacheDir: string | null,
     private readonly scorer: BlockScorer | null,
+    private readonly encodings: EncodingCache,
   ) {}
 
   static async load(opts: EngineOptions): Promise<Engine> {
@@ -182,11 +184,13 @@ export class Engine {
       invFreq: ropeInverseFrequencies(cfg),
       warn,
     });
-    return new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, store, prefiller, ownedCacheDir, scorer);
+    // Document encodings live next to this model's KV blocks (the fingerprint covers the tokenizer).
+    const encodings = new EncodingCache(tokenizer, opts.cacheDir ? path.join(store.modelDir, 'encodings') : null);
+    return new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, store, prefiller, ownedCacheDir, scorer, encodings);
   }
 
   buildPrompt(docs: readonly SourceDoc[], question: string): Prompt {
-    return assemblePrompt(this.tokenizer, this.frame, docs, question);
+    return assemblePrompt(this.tokenizer, this.frame, docs, question, (text) => this.encodings.encode(text));
   }
 
   /** Forgets the in-process context states (the disk cache stays). */
@@ -198,6 +202,7 @@ export class Engine {
   clearCache(): void {
     this.prefiller.forget();
     this.store.clear();
+    this.encodings.clear();
   }
 
   /** tokenize -> prefill (restoring what the cache has) -> decode -> sample -> stream -> attribute. */

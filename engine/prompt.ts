@@ -1,5 +1,5 @@
 // Prompt assembly: documents + question inside the model's chat template, with every token mapped to its source.
-import type { Tokenizer } from './types';
+import type { Encoding, Tokenizer } from './types';
 import { loadChatTemplate, renderChat } from './chat';
 
 export interface SourceDoc {
@@ -69,41 +69,50 @@ export const QUESTION_PREFIX = 'Question: ';
  * depend on its neighbours and a cached prefix stays valid when later documents change.
  * Template text may contain special tokens; documents and the question never do (their special-token text stays text).
  */
-export function assemblePrompt(tok: Tokenizer, frame: PromptFrame, docs: readonly SourceDoc[], question: string): Prompt {
-  const ids: number[] = [];
-  const doc: number[] = [];
-  const start: number[] = [];
-  const end: number[] = [];
-  const plain = (text: string, special: boolean): void => {
-    for (const id of tok.encode(text, { allowSpecial: special })) {
-      ids.push(id);
-      doc.push(-1);
-      start.push(-1);
-      end.push(-1);
-    }
-  };
+export function assemblePrompt(
+  tok: Tokenizer,
+  frame: PromptFrame,
+  docs: readonly SourceDoc[],
+  question: string,
+  encodeDoc: (text: string) => Encoding = (text) => tok.encodeWithOffsets(text, { allowSpecial: false }),
+): Prompt {
+  // Pieces first, then one pass into preallocated arrays (a 32k-token prompt is re-assembled on every question).
+  interface Piece {
+    readonly ids: readonly number[];
+    readonly doc: number;
+    readonly enc?: Encoding;
+  }
+  const pieces: Piece[] = [];
+  const plain = (text: string, special: boolean): void => void pieces.push({ ids: tok.encode(text, { allowSpecial: special }), doc: -1 });
   plain(frame.prefix, true);
-  const spans: DocSpan[] = [];
   docs.forEach((d, i) => {
     plain(docHeader(d.path), false);
-    const enc = tok.encodeWithOffsets(d.text, { allowSpecial: false });
-    const tokenStart = ids.length;
-    for (let t = 0; t < enc.ids.length; t++) {
-      ids.push(enc.ids[t]);
-      doc.push(i);
-      start.push(enc.starts[t]);
-      end.push(enc.ends[t]);
-    }
-    spans.push({ path: d.path, tokenStart, tokenEnd: ids.length });
+    const enc = encodeDoc(d.text);
+    pieces.push({ ids: enc.ids, doc: i, enc });
     plain(DOC_FOOTER, false);
   });
-  const contextLength = ids.length;
+  const nContext = pieces.length;
   plain(QUESTION_PREFIX + question, false);
   plain(frame.suffix, true);
-  return {
-    ids,
-    origin: { doc: Int32Array.from(doc), start: Int32Array.from(start), end: Int32Array.from(end) },
-    docs: spans,
-    contextLength,
-  };
+
+  const total = pieces.reduce((n, p) => n + p.ids.length, 0);
+  const ids = new Array<number>(total);
+  const doc = new Int32Array(total).fill(-1);
+  const start = new Int32Array(total).fill(-1);
+  const end = new Int32Array(total).fill(-1);
+  const spans: DocSpan[] = [];
+  let at = 0;
+  let contextLength = 0;
+  pieces.forEach((p, k) => {
+    for (let t = 0; t < p.ids.length; t++) ids[at + t] = p.ids[t];
+    if (p.enc) {
+      doc.fill(p.doc, at, at + p.ids.length);
+      start.set(p.enc.starts, at);
+      end.set(p.enc.ends, at);
+      spans.push({ path: docs[p.doc].path, tokenStart: at, tokenEnd: at + p.ids.length });
+    }
+    at += p.ids.length;
+    if (k === nContext - 1) contextLength = at;
+  });
+  return { ids, origin: { doc, start, end }, docs: spans, contextLength };
 }
