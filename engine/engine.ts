@@ -201,8 +201,8 @@ export class Engine {
   /** Empties the persisted KV cache of every model in the cache folder, and the in-process states. */
   clearCache(): void {
     this.prefiller.forget();
+    this.encodings.clear(); // first: it lives inside the store's model folder, which store.clear() then removes
     this.store.clear();
-    this.encodings.clear();
   }
 
   /** tokenize -> prefill (restoring what the cache has) -> decode -> sample -> stream -> attribute. */

@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { EngineClient, EngineRequestError } from '../../extension/engineClient';
 import { Engine, CancelledError } from '../../engine/engine';
@@ -50,6 +51,23 @@ function verifyStore(dir: string): { entries: number; temps: number } {
     if (!fs.statSync(md).isDirectory()) continue;
     for (const s of fs.readdirSync(md)) {
       const sd = path.join(md, s);
+      if (s === 'encodings') {
+        // Cached document encodings (engine/encoding-cache.ts): complete files with a valid checksum, or temp files.
+        for (const name of fs.readdirSync(sd)) {
+          if (TEMP.test(name)) continue;
+          assert.match(name, /^[0-9a-f]{64}\.enc$/, `unexpected file ${path.join(sd, name)}`);
+          const buf = fs.readFileSync(path.join(sd, name));
+          const body = buf.subarray(0, buf.length - 32);
+          assert.ok(
+            createHash('sha256')
+              .update(body)
+              .digest()
+              .equals(buf.subarray(buf.length - 32)),
+            `${name}: checksum`,
+          );
+        }
+        continue;
+      }
       for (const name of fs.readdirSync(sd)) {
         if (TEMP.test(name)) {
           temps++;
