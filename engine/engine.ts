@@ -11,7 +11,7 @@ import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
 import { BlockScorer } from './memory';
 import { EncodingCache } from './encoding-cache';
-import { CancelledError, Prefiller, type RetrievedBlock } from './prefill';
+import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from './prefill';
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
@@ -76,8 +76,7 @@ export interface AskResult {
   readonly stopReason: StopReason;
   readonly promptTokens: number;
   readonly reusedTokens: number;
-  /** Where reused tokens came from: the in-process state, blocks on disk, or nothing. */
-  readonly reusedFrom: 'none' | 'memory' | 'disk';
+  readonly reusedFrom: ReuseSource;
   /** Tokens run through the model for this prompt (the question twice when block memory probes). */
   readonly computedTokens: number;
   /** Far blocks brought back by block memory, with their scores. */

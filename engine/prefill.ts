@@ -18,13 +18,15 @@ export interface RetrievedBlock {
   readonly score: number;
 }
 
+/** Where reused prompt tokens came from: the in-process state, blocks on disk, or nothing. */
+export type ReuseSource = 'none' | 'memory' | 'disk';
+
 export interface PrefillResult {
   /** State after the whole prompt, and the step that fed its last tokens (logits + attention of the last position). */
   readonly state: KvState;
   readonly last: StepResult;
   readonly reused: number;
-  /** Where the reuse came from. */
-  readonly reusedFrom: 'none' | 'memory' | 'disk';
+  readonly reusedFrom: ReuseSource;
   /** Tokens run through the model, including the question's retrieval probe. */
   readonly computed: number;
   readonly retrieved: readonly RetrievedBlock[];
@@ -186,7 +188,7 @@ export class Prefiller {
     // 1. Reuse: an exact context state in memory beats blocks on disk.
     let state: KvState = decoder.emptyState();
     let reused = 0;
-    let reusedFrom: PrefillResult['reusedFrom'] = 'none';
+    let reusedFrom: ReuseSource = 'none';
     const mem = this.remembered.find((e) => e.ids.length === contextLength && commonPrefix(e.ids, ctx) === contextLength);
     if (mem && contextLength > 0) {
       state = mem.state;
