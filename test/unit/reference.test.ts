@@ -6,22 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { referenceForward, ropeInvFreq, type ReferenceWeights } from '../../engine/reference';
 import type { AttentionSpec, ModelConfig, RopeScaling } from '../../engine/types';
+import { mulberry32 } from '../../engine/rng';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
 
 const FULL: AttentionSpec = { window: null, sinks: 0 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeCfg(over: Partial<ModelConfig>): ModelConfig {
   return {
