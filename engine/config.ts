@@ -212,6 +212,12 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     if (id >= vocabSize) f.fail('eos_token_id', `(${id}) is >= vocab_size (${vocabSize})`);
   }
 
+  let attentionSinks: number | null = null;
+  if (f.has('attend_sink_tokens')) {
+    const v = f.raw('attend_sink_tokens');
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) attentionSinks = v;
+    else f.fail('attend_sink_tokens', `must be a non-negative integer, got ${show(v)}`);
+  }
   return Object.freeze({
     family,
     hiddenSize,
@@ -230,6 +236,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     attentionBias,
     bosTokenId,
     eosTokenIds: Object.freeze(eosTokenIds),
+    attentionSinks,
   });
 }
 

@@ -91,17 +91,6 @@ export interface AskResult {
 
 export { CancelledError };
 
-/** Reads the optional `attend_sink_tokens` key the built-in model's config.json carries. */
-function configuredSinks(modelDir: string): number | null {
-  const raw: unknown = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
-  const v = (raw as Record<string, unknown>)['attend_sink_tokens'];
-  if (v === undefined) return null;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new Error(`${path.join(modelDir, 'config.json')}: attend_sink_tokens must be a non-negative integer, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
 /** A tokenizer with ids past the model's embedding rows would index outside the weights: refuse it at load. */
 export function checkVocabulary(cfg: ModelConfig, tokenizer: Tokenizer, dir: string): void {
   if (tokenizer.vocabSize > cfg.vocabSize) {
@@ -109,9 +98,9 @@ export function checkVocabulary(cfg: ModelConfig, tokenizer: Tokenizer, dir: str
   }
 }
 
-export function resolveAttention(cfg: ModelConfig, modelDir: string, opts: Pick<EngineOptions, 'window' | 'sinks'>): AttentionSpec {
+export function resolveAttention(cfg: ModelConfig, opts: Pick<EngineOptions, 'window' | 'sinks'>): AttentionSpec {
   const window = opts.window !== undefined ? opts.window : (cfg.slidingWindow ?? 4096);
-  const sinks = opts.sinks ?? configuredSinks(modelDir) ?? (cfg.slidingWindow !== null ? 0 : 4);
+  const sinks = opts.sinks ?? cfg.attentionSinks ?? (cfg.slidingWindow !== null ? 0 : 4);
   if (window !== null && (!Number.isInteger(window) || window < 1)) throw new Error(`window must be a positive integer, got ${window}`);
   return { window, sinks };
 }
@@ -140,7 +129,7 @@ export class Engine {
     const tokenizer = loadTokenizer(dir);
     checkVocabulary(cfg, tokenizer, dir);
     const frame = loadPromptFrame(dir);
-    const attention = resolveAttention(cfg, dir, opts);
+    const attention = resolveAttention(cfg, opts);
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_TOKENS;
     const memory = opts.memory === undefined ? { topK: 4 } : opts.memory;
     const warn = opts.warn ?? ((m: string) => process.stderr.write(`${m}\n`));

@@ -34,6 +34,8 @@ export interface ModelConfig {
   readonly attentionBias: boolean;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
+  /** Attention sinks the model was trained with (`attend_sink_tokens`, the built-in model's key); null = not stated. */
+  readonly attentionSinks: number | null;
 }
 
 /**

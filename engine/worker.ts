@@ -106,7 +106,7 @@ export class Worker {
         tokenizer = loadTokenizer(dir);
         checkVocabulary(cfg, tokenizer, dir); // here too, so counting (the meter) already refuses a mismatched pair
         frame = loadPromptFrame(dir);
-        attention = resolveAttention(cfg, dir, {
+        attention = resolveAttention(cfg, {
           ...(params.window !== null ? { window: params.window } : {}),
           ...(params.sinks !== null ? { sinks: params.sinks } : {}),
         });

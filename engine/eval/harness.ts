@@ -28,7 +28,7 @@ export function loadPromptMeter(modelDir: string): PromptMeter {
 
 /** The attention window the engine will use: --window, else the model's sliding_window. */
 export function evalWindow(modelDir: string, window?: number): { window: number; sinks: number } {
-  const att = resolveAttention(loadConfig(modelDir), modelDir, window !== undefined ? { window } : {});
+  const att = resolveAttention(loadConfig(modelDir), window !== undefined ? { window } : {});
   if (att.window === null) throw new Error(`${modelDir}: the model has full attention (no sliding_window); pass --window N`);
   return { window: att.window, sinks: att.sinks };
 }

@@ -204,3 +204,11 @@ test('loadConfig reads config.json and adds eos ids from generation_config.json'
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('attend_sink_tokens: read when present (0 allowed), null when absent, bad values named', () => {
+  assert.equal(parseConfig(base(), FILE).attentionSinks, null);
+  assert.equal(parseConfig(base({ attend_sink_tokens: 4 }), FILE).attentionSinks, 4);
+  assert.equal(parseConfig(base({ attend_sink_tokens: 0 }), FILE).attentionSinks, 0);
+  throwsWith(() => parseConfig(base({ attend_sink_tokens: -1 }), FILE), 'attend_sink_tokens', '-1', FILE);
+  throwsWith(() => parseConfig(base({ attend_sink_tokens: 'four' }), FILE), 'attend_sink_tokens', FILE);
+});

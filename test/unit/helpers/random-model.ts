@@ -24,6 +24,7 @@ export function testConfig(over: Partial<ModelConfig> = {}): ModelConfig {
     attentionBias: false,
     bosTokenId: null,
     eosTokenIds: [1],
+    attentionSinks: null,
     ...over,
   });
 }
