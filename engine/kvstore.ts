@@ -16,17 +16,21 @@
 //   16  fingerprint, 64 ASCII hex chars
 //   80  block hash (the file's own key), 64 ASCII hex chars
 //   144 u32 dtype (1 = f32)
-//   148 u32 nLayers, 152 u32 nKvHeads, 156 u32 headDim, 160 u32 block length (tokens), 164 u32 reserved (0)
+//   148 u32 nLayers, 152 u32 nKvHeads, 156 u32 headDim, 160 u32 block length (tokens),
+//   164 u32 R = representative keys per layer and KV head (min(summaryKeys, len))
 //   168 i32[len] token ids, then i32[len] absolute positions
+//   summary, per layer l: i32 (nKvHeads, R) offsets in the block, f32 (nKvHeads, R, headDim) keys (block-summary.ts)
+//   32 bytes: sha256 of every byte before it (so readSummary checks what it reads without reading the rest)
 //   then per layer l: K[l] f32 (nKvHeads, len, headDim), V[l] f32 (nKvHeads, len, headDim)
 //   last 32 bytes: sha256 of every byte before it
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { DEFAULT_SUMMARY_KEYS, representativeKeys, type BlockSummary, type LayerSummary } from './block-summary';
 
 /** Version of the block file layout; a file with another version is treated as foreign (removed, recomputed). */
-export const KV_FORMAT_VERSION = 1;
+export const KV_FORMAT_VERSION = 2;
 /**
  * Version of everything that shapes the numbers inside a block besides the model files and settings: the ONNX graph
  * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
@@ -76,6 +80,8 @@ export interface KvStoreOptions {
   readonly warn?: (msg: string) => void;
   /** Eviction stops once the store is at or below lowWater * maxBytes (default 0.9, so scans are not per write). */
   readonly lowWater?: number;
+  /** Representative keys per layer and KV head written with each block (default DEFAULT_SUMMARY_KEYS). */
+  readonly summaryKeys?: number;
 }
 
 export interface KvStoreStats {
@@ -362,16 +368,23 @@ function getI32(buf: Buffer, off: number, n: number): Int32Array {
   return out;
 }
 
-/** Total file size of a block of `len` tokens. */
-export function blockFileBytes(geometry: KvGeometry, len: number): number {
-  return HEADER_BYTES + 8 * len + 2 * geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
+/** Bytes from the start of a block file to the end of its summary checksum (what readSummary reads). */
+function summaryEnd(geometry: KvGeometry, len: number, summaryKeys: number): number {
+  const r = Math.min(summaryKeys, len);
+  return HEADER_BYTES + 8 * len + geometry.nLayers * geometry.nKvHeads * r * (1 + geometry.headDim) * 4 + TRAILER_BYTES;
 }
 
-function readWhole(fd: number, size: number): Buffer {
+/** Total file size of a block of `len` tokens. */
+export function blockFileBytes(geometry: KvGeometry, len: number, summaryKeys = DEFAULT_SUMMARY_KEYS): number {
+  return summaryEnd(geometry, len, summaryKeys) + 2 * geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
+}
+
+/** Reads `size` bytes from file offset `at` (fewer at end of file). */
+function readWhole(fd: number, size: number, at = 0): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let off = 0;
   while (off < size) {
-    const n = fs.readSync(fd, buf, off, size - off, off);
+    const n = fs.readSync(fd, buf, off, size - off, at + off);
     if (n === 0) break;
     off += n;
   }
@@ -431,6 +444,7 @@ export class KvBlockStore {
   private approxBytes: number | null = null;
   private writesSinceScan = 0;
   private clock = 0;
+  private readonly summaryKeys: number;
 
   constructor(dir: string, opts: KvStoreOptions) {
     if (!isHex64(opts.fingerprint))
@@ -441,6 +455,10 @@ export class KvBlockStore {
         throw new RangeError(`KvBlockStore: geometry.${k} is ${g[k]}, not a positive integer`);
     }
     if (!(opts.maxBytes >= 0)) throw new RangeError(`KvBlockStore: maxBytes is ${opts.maxBytes}`);
+    const sk = opts.summaryKeys ?? DEFAULT_SUMMARY_KEYS;
+    if (!Number.isInteger(sk) || sk < 1 || sk > 0xffff)
+      throw new RangeError(`KvBlockStore: summaryKeys is ${sk}, not an integer in 1..65535`);
+    this.summaryKeys = sk;
     const lw = opts.lowWater ?? 0.9;
     if (!(lw > 0 && lw <= 1)) throw new RangeError(`KvBlockStore: lowWater ${lw} is not in (0, 1]`);
     this.dir = path.resolve(dir);
@@ -481,6 +499,24 @@ export class KvBlockStore {
       this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
       return null;
     }
+    return this.readChecked(hash, (fd, size) => this.decode(readWhole(fd, size), hash, expectIds));
+  }
+
+  /**
+   * The representative keys of the block stored under `hash` (block-summary.ts), reading only the file's header, token
+   * ids and summary, which carry their own checksum. Bad entries are handled as in read(). Does not touch the entry's
+   * LRU time: scoring every stored block must not make all of them recent.
+   */
+  readSummary(hash: string, expectIds: ArrayLike<number>): BlockSummary | null {
+    if (!isHex64(hash)) {
+      this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
+      return null;
+    }
+    return this.readChecked(hash, (fd, size) => this.decodeSummary(fd, size, hash, expectIds), false);
+  }
+
+  /** Opens the entry, lets `decode` read it, discards it when decode reports a problem. Never throws. */
+  private readChecked<T>(hash: string, decode: (fd: number, size: number) => T | string, touch = true): T | null {
     const file = this.pathFor(hash);
     let fd: number;
     try {
@@ -490,15 +526,19 @@ export class KvBlockStore {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') this.warn(`Attend KV cache: ${file}: cannot open (${describe(e)}); treated as absent`);
       return null;
     }
-    let buf: Buffer;
     let st: fs.Stats;
+    let decoded: T | string;
     try {
       st = fs.fstatSync(fd);
       if (!st.isFile()) {
         this.warn(`Attend KV cache: ${file}: not a regular file; treated as absent`);
         return null;
       }
-      buf = readWhole(fd, st.size);
+      try {
+        decoded = decode(fd, st.size);
+      } catch (e) {
+        decoded = `unreadable (${errText(e)})`;
+      }
     } catch (e) {
       this.warn(`Attend KV cache: ${file}: cannot read (${describe(e)}); treated as absent`);
       return null;
@@ -509,17 +549,11 @@ export class KvBlockStore {
         /* already closed */
       }
     }
-    let decoded: KvBlock | string;
-    try {
-      decoded = this.decode(buf, hash, expectIds);
-    } catch (e) {
-      decoded = `unreadable (${errText(e)})`;
-    }
     if (typeof decoded === 'string') {
       this.discard(file, st, decoded);
       return null;
     }
-    this.touch(file);
+    if (touch) this.touch(file);
     return decoded;
   }
 
@@ -532,7 +566,7 @@ export class KvBlockStore {
     const file = this.pathFor(hash);
     const len = this.checkBlock(block);
     if (this.disabledBy !== null) return false;
-    const size = blockFileBytes(this.geometry, len);
+    const size = blockFileBytes(this.geometry, len, this.summaryKeys);
     try {
       const st = fs.statSync(file);
       if (st.isFile() && st.size === size) {
@@ -706,8 +740,8 @@ export class KvBlockStore {
 
   private encode(hash: string, block: KvBlock, len: number): Buffer {
     const g = this.geometry;
-    const size = blockFileBytes(g, len);
-    const buf = Buffer.allocUnsafe(size);
+    const r = Math.min(this.summaryKeys, len);
+    const buf = Buffer.allocUnsafe(blockFileBytes(g, len, r));
     MAGIC.copy(buf, 0);
     buf.writeUInt32LE(KV_FORMAT_VERSION, 8);
     buf.writeUInt32LE(HEADER_BYTES, 12);
@@ -718,12 +752,21 @@ export class KvBlockStore {
     buf.writeUInt32LE(g.nKvHeads, 152);
     buf.writeUInt32LE(g.headDim, 156);
     buf.writeUInt32LE(len, 160);
-    buf.writeUInt32LE(0, 164);
+    buf.writeUInt32LE(r, 164);
     let off = HEADER_BYTES;
     putI32(buf, off, block.tokenIds);
     off += 4 * len;
     putI32(buf, off, block.positions);
     off += 4 * len;
+    for (let l = 0; l < g.nLayers; l++) {
+      const sum = representativeKeys(block.keys[l], g.nKvHeads, len, g.headDim, r);
+      putI32(buf, off, sum.offsets);
+      off += sum.offsets.byteLength;
+      putF32(buf, off, sum.keys);
+      off += sum.keys.byteLength;
+    }
+    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    off += TRAILER_BYTES;
     for (let l = 0; l < g.nLayers; l++) {
       putF32(buf, off, block.keys[l]);
       off += block.keys[l].byteLength;
@@ -734,44 +777,63 @@ export class KvBlockStore {
     return buf;
   }
 
-  /** The block, or a description of what is wrong with the file. */
-  private decode(buf: Buffer, hash: string, expectIds: ArrayLike<number>): KvBlock | string {
-    if (buf.length >= MAGIC.length && !buf.subarray(0, MAGIC.length).equals(MAGIC)) return 'not an Attend KV block (bad magic bytes)';
-    if (buf.length < HEADER_BYTES + TRAILER_BYTES)
-      return `truncated: ${buf.length} bytes, shorter than the ${HEADER_BYTES + TRAILER_BYTES}-byte header and checksum`;
-    const version = buf.readUInt32LE(8);
+  /**
+   * Header checks shared by full and summary reads: `head` holds at least the header, `size` is the file's size.
+   * Returns the block length and summary key count, or a description of what is wrong.
+   */
+  private checkHeader(head: Buffer, size: number, hash: string): { len: number; r: number } | string {
+    if (head.length >= MAGIC.length && !head.subarray(0, MAGIC.length).equals(MAGIC)) return 'not an Attend KV block (bad magic bytes)';
+    if (size < HEADER_BYTES + TRAILER_BYTES || head.length < HEADER_BYTES)
+      return `truncated: ${size} bytes, shorter than the ${HEADER_BYTES + TRAILER_BYTES}-byte header and checksum`;
+    const version = head.readUInt32LE(8);
     if (version !== KV_FORMAT_VERSION) return `foreign format version ${version} (this build reads version ${KV_FORMAT_VERSION})`;
-    if (buf.readUInt32LE(12) !== HEADER_BYTES) return `corrupt header (header size ${buf.readUInt32LE(12)})`;
-    const dtype = buf.readUInt32LE(144);
+    if (head.readUInt32LE(12) !== HEADER_BYTES) return `corrupt header (header size ${head.readUInt32LE(12)})`;
+    const dtype = head.readUInt32LE(144);
     if (dtype !== DTYPE_F32) return `unsupported or corrupt dtype code ${dtype} (expected ${DTYPE_F32} = f32)`;
-    const fg: KvGeometry = { nLayers: buf.readUInt32LE(148), nKvHeads: buf.readUInt32LE(152), headDim: buf.readUInt32LE(156) };
-    const len = buf.readUInt32LE(160);
+    const fg: KvGeometry = { nLayers: head.readUInt32LE(148), nKvHeads: head.readUInt32LE(152), headDim: head.readUInt32LE(156) };
+    const len = head.readUInt32LE(160);
+    const r = head.readUInt32LE(164);
     if (fg.nLayers === 0 || fg.nKvHeads === 0 || fg.headDim === 0 || len === 0) return 'corrupt header (zero geometry or block length)';
-    const expected = blockFileBytes(fg, len);
-    if (buf.length < expected) return `truncated: ${buf.length} of ${expected} bytes`;
-    if (buf.length > expected) return `size mismatch: ${buf.length} bytes, the header implies ${expected}`;
-    const body = buf.length - TRAILER_BYTES;
-    const sum = createHash('sha256').update(buf.subarray(0, body)).digest();
-    if (!sum.equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
-    const fileFp = buf.toString('latin1', 16, 80);
+    if (r === 0 || r > len) return `corrupt header (${r} summary keys for a block of ${len} tokens)`;
+    const expected = blockFileBytes(fg, len, r);
+    if (size < expected) return `truncated: ${size} of ${expected} bytes`;
+    if (size > expected) return `size mismatch: ${size} bytes, the header implies ${expected}`;
+    const fileFp = head.toString('latin1', 16, 80);
     if (fileFp !== this.fingerprint)
       return `written for model fingerprint ${fileFp.slice(0, 16)}…, this store's model is ${this.fingerprint.slice(0, 16)}…`;
-    const fileHash = buf.toString('latin1', 80, 144);
+    const fileHash = head.toString('latin1', 80, 144);
     if (fileHash !== hash) return `holds block ${fileHash.slice(0, 16)}…, not ${hash.slice(0, 16)}… (misplaced file)`;
     const g = this.geometry;
     if (fg.nLayers !== g.nLayers || fg.nKvHeads !== g.nKvHeads || fg.headDim !== g.headDim) {
       return `geometry ${fg.nLayers}x${fg.nKvHeads}x${fg.headDim} (layers x kv heads x head dim), expected ${g.nLayers}x${g.nKvHeads}x${g.headDim}`;
     }
-    let off = HEADER_BYTES;
-    const tokenIds = getI32(buf, off, len);
-    off += 4 * len;
-    const positions = getI32(buf, off, len);
-    off += 4 * len;
+    return { len, r };
+  }
+
+  /** Token ids and positions (after the header): the positions, or what is wrong. */
+  private checkTokens(buf: Buffer, len: number, expectIds: ArrayLike<number>): Int32Array[] | string {
+    const tokenIds = getI32(buf, HEADER_BYTES, len);
+    const positions = getI32(buf, HEADER_BYTES + 4 * len, len);
     if (positions[0] < 0) return `corrupt positions (starts at ${positions[0]})`;
     for (let i = 1; i < len; i++) if (positions[i] !== positions[0] + i) return `corrupt positions (not consecutive at index ${i})`;
     if (expectIds.length !== len) return `holds ${len} tokens, expected ${expectIds.length}`;
     for (let i = 0; i < len; i++)
       if (tokenIds[i] !== expectIds[i]) return `token ids differ from the expected ones at index ${i} (${tokenIds[i]} vs ${expectIds[i]})`;
+    return [tokenIds, positions];
+  }
+
+  /** The block, or a description of what is wrong with the file. */
+  private decode(buf: Buffer, hash: string, expectIds: ArrayLike<number>): KvBlock | string {
+    const h = this.checkHeader(buf, buf.length, hash);
+    if (typeof h === 'string') return h;
+    const body = buf.length - TRAILER_BYTES;
+    const sum = createHash('sha256').update(buf.subarray(0, body)).digest();
+    if (!sum.equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
+    const { len, r } = h;
+    const tok = this.checkTokens(buf, len, expectIds);
+    if (typeof tok === 'string') return tok;
+    const g = this.geometry;
+    let off = summaryEnd(g, len, r);
     const per = g.nKvHeads * len * g.headDim;
     const keys: Float32Array[] = [];
     const values: Float32Array[] = [];
@@ -781,7 +843,36 @@ export class KvBlockStore {
       values.push(getF32(buf, off, per));
       off += 4 * per;
     }
-    return { tokenIds, positions, keys, values };
+    return { tokenIds: tok[0], positions: tok[1], keys, values };
+  }
+
+  /** The summary at the front of an open block file, or a description of what is wrong with it. */
+  private decodeSummary(fd: number, size: number, hash: string, expectIds: ArrayLike<number>): BlockSummary | string {
+    const head = readWhole(fd, Math.min(size, HEADER_BYTES), 0);
+    const h = this.checkHeader(head, size, hash);
+    if (typeof h === 'string') return h;
+    const { len, r } = h;
+    const g = this.geometry;
+    const end = summaryEnd(g, len, r);
+    const buf = Buffer.concat([head, readWhole(fd, end - HEADER_BYTES, HEADER_BYTES)]);
+    if (buf.length < end) return `truncated while reading (${buf.length} of ${end} bytes)`;
+    const sum = createHash('sha256')
+      .update(buf.subarray(0, end - TRAILER_BYTES))
+      .digest();
+    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return 'summary checksum mismatch (corrupt data)';
+    const tok = this.checkTokens(buf, len, expectIds);
+    if (typeof tok === 'string') return tok;
+    const layers: LayerSummary[] = [];
+    let off = HEADER_BYTES + 8 * len;
+    const n = g.nKvHeads * r;
+    for (let l = 0; l < g.nLayers; l++) {
+      const offsets = getI32(buf, off, n);
+      off += 4 * n;
+      for (const o of offsets) if (o < 0 || o >= len) return `corrupt summary (offset ${o} in a block of ${len} tokens)`;
+      layers.push({ offsets, keys: getF32(buf, off, n * g.headDim) });
+      off += 4 * n * g.headDim;
+    }
+    return { start: tok[1][0], length: len, count: r, layers };
   }
 
   /** Reports a bad entry and removes it, unless another process has replaced it since we opened it. */

@@ -13,6 +13,14 @@ export interface MemoryBlock {
   readonly values: readonly Float32Array[];
 }
 
+/** The keys a block is scored by: all of its keys, or its representative ones (block-summary.ts). */
+export interface ScoredKeys {
+  /** Keys per KV head. */
+  readonly count: number;
+  /** Per layer, (nKvHeads, count, headDim), rotated to where the block would sit. */
+  readonly keys: readonly Float32Array[];
+}
+
 /**
  * Block relevance as the attention mass full attention would give it: for every layer, query head and question token,
  * the block's share of exp(q·k/√d) among all candidate blocks, summed. Blocks are visited once, one at a time, so
@@ -25,7 +33,7 @@ export function scoreBlocks(
   queries: readonly Float32Array[],
   nQuestion: number,
   blockCount: number,
-  load: (i: number) => MemoryBlock | null,
+  load: (i: number) => ScoredKeys | null,
 ): Float64Array {
   const { nLayers, nHeads, nKvHeads, headDim: d } = cfg;
   const group = nHeads / nKvHeads;
@@ -37,7 +45,7 @@ export function scoreBlocks(
   for (let b = 0; b < blockCount; b++) {
     const block = load(b);
     if (!block) continue;
-    const len = block.end - block.start;
+    const len = block.count;
     if (dots.length < len) dots = new Float64Array(len);
     for (let l = 0; l < nLayers; l++) {
       const keys = block.keys[l];
@@ -109,7 +117,7 @@ export class BlockScorer {
     queries: readonly Float32Array[],
     nQuestion: number,
     blockCount: number,
-    load: (i: number) => MemoryBlock | null,
+    load: (i: number) => ScoredKeys | null,
     groupBlocks = 32,
   ): Promise<Float64Array> {
     const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
@@ -133,14 +141,14 @@ export class BlockScorer {
     });
     const lse = new Float64Array(blockCount * cells).fill(-Infinity);
     for (let b0 = 0; b0 < blockCount; b0 += groupBlocks) {
-      const blocks: { b: number; blk: MemoryBlock }[] = [];
+      const blocks: { b: number; blk: ScoredKeys }[] = [];
       for (let b = b0; b < Math.min(blockCount, b0 + groupBlocks); b++) {
         const blk = load(b);
         if (blk) blocks.push({ b, blk });
       }
       if (blocks.length === 0) continue;
-      const len = blocks[0].blk.end - blocks[0].blk.start;
-      if (blocks.some(({ blk }) => blk.end - blk.start !== len)) throw new Error('BlockScorer: blocks of one group must have equal length');
+      const len = blocks[0].blk.count;
+      if (blocks.some(({ blk }) => blk.count !== len)) throw new Error('BlockScorer: blocks of one group must have equal key counts');
       const nb = blocks.length;
       for (let l = 0; l < nLayers; l++) {
         const keys = new Float32Array(nKvHeads * nb * len * d);

@@ -19,6 +19,7 @@ import {
   type KvBlock,
   type KvGeometry,
 } from '../../engine/kvstore';
+import { DEFAULT_SUMMARY_KEYS, representativeKeys } from '../../engine/block-summary';
 import { makeBlock, makeHashes, sameBlock, type WorkerArgs, type WorkerReport } from './helpers/kvstore-worker';
 
 const FP = createHash('sha256').update('test model').digest('hex');
@@ -62,12 +63,16 @@ function resum(buf: Buffer): Buffer {
   return buf;
 }
 
-/** Writes one block, damages its file with `damage`, then reads it back: expects null, one warning matching `re`, file gone. */
+/**
+ * Writes one block, damages its file with `damage`, then reads it back (in full, or only its summary): expects null,
+ * one warning matching `re`, file gone.
+ */
 function expectRejected(
   damage: (buf: Buffer, file: string) => void,
   re: RegExp,
   reader?: (dir: string) => ReturnType<typeof openStore>,
   expectIds?: ArrayLike<number>,
+  how: 'read' | 'summary' = 'read',
 ): void {
   const dir = tmpDir();
   const { store } = openStore(dir);
@@ -79,7 +84,8 @@ function expectRejected(
   const file = store.pathFor(h);
   damage(fs.readFileSync(file), file);
   const r = reader ? reader(dir) : openStore(dir);
-  assert.equal(r.store.read(h, expectIds ?? b.tokenIds), null);
+  const got = how === 'read' ? r.store.read(h, expectIds ?? b.tokenIds) : r.store.readSummary(h, expectIds ?? b.tokenIds);
+  assert.equal(got, null);
   assert.equal(r.warnings.length, 1, `warnings: ${JSON.stringify(r.warnings)}`);
   assert.match(r.warnings[0], re);
   assert.ok(r.warnings[0].includes(file), `warning names the file: ${r.warnings[0]}`);
@@ -182,6 +188,111 @@ test('a truncated file (cut mid-payload, and cut inside the header)', () => {
   expectRejected((buf, file) => fs.writeFileSync(file, buf.subarray(0, 40)), /truncated: 40 bytes/);
   expectRejected((_buf, file) => fs.writeFileSync(file, Buffer.alloc(0)), /truncated: 0 bytes/);
   expectRejected((buf, file) => fs.writeFileSync(file, Buffer.concat([buf, Buffer.alloc(4)])), /size mismatch/);
+});
+
+test('the summary at the front of a block is read alone, with its own checksum, and leaves the LRU order alone', () => {
+  const dir = tmpDir();
+  const { store, warnings } = openStore(dir);
+  const {
+    blocks: [b],
+    hashes: [h],
+  } = blocks(1);
+  assert.equal(store.write(h, b), true);
+  const file = store.pathFor(h);
+  const mtime = fs.statSync(file).mtimeMs;
+  const s = store.readSummary(h, b.tokenIds);
+  assert.ok(s);
+  assert.equal(s.start, b.positions[0]);
+  assert.equal(s.length, L);
+  assert.equal(s.count, Math.min(DEFAULT_SUMMARY_KEYS, L));
+  for (let l = 0; l < GEO.nLayers; l++) {
+    const want = representativeKeys(b.keys[l], GEO.nKvHeads, L, GEO.headDim, s.count);
+    assert.deepEqual(s.layers[l].offsets, want.offsets);
+    assert.deepEqual(s.layers[l].keys, want.keys);
+    for (let h2 = 0; h2 < GEO.nKvHeads; h2++) {
+      for (let j = 0; j < s.count; j++) {
+        const t: number = s.layers[l].offsets[h2 * s.count + j];
+        const stored = s.layers[l].keys.subarray((h2 * s.count + j) * GEO.headDim, (h2 * s.count + j + 1) * GEO.headDim);
+        const original = b.keys[l].subarray((h2 * L + t) * GEO.headDim, (h2 * L + t + 1) * GEO.headDim);
+        assert.deepEqual(stored, original, `layer ${l} head ${h2} key ${j} is the block's key at offset ${t}`);
+      }
+    }
+  }
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'scoring does not make a block recent');
+  // The K/V payload is outside the summary: damage there leaves the summary readable, and the full read catches it.
+  const buf = fs.readFileSync(file);
+  buf[buf.length - 32 - 100] ^= 0x01;
+  fs.writeFileSync(file, buf);
+  assert.ok(store.readSummary(h, b.tokenIds));
+  assert.deepEqual(warnings, []);
+  assert.equal(store.read(h, b.tokenIds), null);
+  assert.match(warnings[0], /checksum mismatch/);
+});
+
+test('a damaged summary, a truncated file or other token ids: readSummary returns null, warns and removes the entry', () => {
+  const summaryByte = 168 + 8 * L + 10;
+  expectRejected(
+    (buf, file) => {
+      buf[summaryByte] ^= 0x01;
+      fs.writeFileSync(file, buf);
+    },
+    /summary checksum mismatch/,
+    undefined,
+    undefined,
+    'summary',
+  );
+  // The full read checks the summary bytes too (the trailer covers the whole file).
+  expectRejected((buf, file) => {
+    buf[summaryByte] ^= 0x01;
+    fs.writeFileSync(file, buf);
+  }, /checksum mismatch/);
+  expectRejected(
+    (buf, file) => fs.writeFileSync(file, buf.subarray(0, buf.length - 1000)),
+    /truncated: \d+ of \d+ bytes/,
+    undefined,
+    undefined,
+    'summary',
+  );
+  expectRejected((buf, file) => fs.writeFileSync(file, buf.subarray(0, 100)), /truncated: 100 bytes/, undefined, undefined, 'summary');
+  expectRejected(
+    () => {},
+    /token ids differ/,
+    undefined,
+    Array.from({ length: L }, (_, i) => i + 1000),
+    'summary',
+  );
+  expectRejected(
+    (buf, file) => {
+      buf.writeUInt32LE(L + 1, 164);
+      fs.writeFileSync(file, resum(buf));
+    },
+    /17 summary keys for a block of 16 tokens/,
+    undefined,
+    undefined,
+    'summary',
+  );
+});
+
+test('representative keys: the key unlike the others is always kept, picks are distinct and deterministic', () => {
+  const nKv = 2;
+  const d = 4;
+  const len = 32;
+  const keys = new Float32Array(nKv * len * d);
+  for (let i = 0; i < keys.length; i++) keys[i] = 0.01 * Math.sin(i);
+  for (let t = 0; t < 4; t++) keys.set([0.8, 0, 0, 0], t * d); // head 0: four alike keys with the largest norm
+  keys.set([0, 0, 0.5, 0], (0 * len + 21) * d); // and offset 21, unlike every other key but smaller than those four
+  for (let t = 0; t < len; t++) keys[(1 * len + t) * d] += 1; // head 1: all alike but along one axis
+  keys.set([1, -0.6, 0, 0], (1 * len + 7) * d);
+  const a = representativeKeys(keys, nKv, len, d, 3);
+  const b = representativeKeys(keys, nKv, len, d, 3);
+  assert.deepEqual(a, b);
+  assert.ok(Array.from(a.offsets.subarray(0, 3)).includes(21), `head 0 picks ${a.offsets.subarray(0, 3)}`);
+  assert.equal(Array.from(a.offsets.subarray(0, 3)).filter((t) => t < 4).length, 1, 'one of the four alike keys stands for all');
+  assert.ok(Array.from(a.offsets.subarray(3, 6)).includes(7), `head 1 picks ${a.offsets.subarray(3, 6)}`);
+  for (const h of [0, 1]) assert.equal(new Set(a.offsets.subarray(h * 3, h * 3 + 3)).size, 3);
+  // More keys asked for than the block has: every key, once.
+  const all = representativeKeys(keys.subarray(0, nKv * 2 * d), nKv, 2, d, 8);
+  assert.equal(all.offsets.length, nKv * 2);
 });
 
 test('a file that is not a block at all', () => {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Decoder } from '../../engine/runtime/decoder';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
-import { KvBlockStore } from '../../engine/kvstore';
+import { KvBlockStore, blockHashes } from '../../engine/kvstore';
 import { Prefiller } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec } from '../../engine/types';
@@ -161,6 +161,42 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   await s.decoder.dispose();
 });
 
+test('block memory past its shortlist: every candidate is ranked by its summary, only the shortlist is read in full', async () => {
+  const dir = tmp();
+  const cold = await setup(dir, 2);
+  const prompt = ids(620, 7);
+  const ctxLen = 610;
+  const a = await cold.prefiller.run(prompt, ctxLen, {});
+  await cold.decoder.dispose();
+  // Candidates: blocks wholly before the question's window start (610 - 48 + 1 = 563): 0..34.
+  assert.equal(a.memoryCandidates, 35);
+  const warm = await setup(dir, 2);
+  const hashes = blockHashes(warm.store.fingerprint, prompt.slice(0, ctxLen), B);
+  const candidate = new Set(hashes.slice(1, 35)); // block 0 holds the sinks, which a restore reads anyway
+  const fullReads = new Set<string>();
+  const summaryReads = new Set<string>();
+  const read = warm.store.read.bind(warm.store);
+  const readSummary = warm.store.readSummary.bind(warm.store);
+  warm.store.read = (h, expect) => (candidate.has(h) && fullReads.add(h), read(h, expect));
+  warm.store.readSummary = (h, expect) => (summaryReads.add(h), readSummary(h, expect));
+  const r = await warm.prefiller.run(prompt, ctxLen, {});
+  assert.equal(r.reusedFrom, 'disk');
+  assert.equal(r.memoryCandidates, 35);
+  assert.equal(summaryReads.size, 35, 'every candidate is scored by its summary');
+  assert.ok(fullReads.size <= 16, `${fullReads.size} candidate blocks read in full (shortlist of 16)`);
+  assert.equal(r.retrieved.length, 2);
+  for (const b of r.retrieved) {
+    assert.ok(b.end <= 563);
+    if (b.start >= B) assert.ok(fullReads.has(hashes[b.start / B]), `retrieved block ${b.start} came from the shortlist`);
+  }
+  // Same documents, same question: the same blocks as the cold run chose.
+  assert.deepEqual(
+    r.retrieved.map((b) => b.start),
+    a.retrieved.map((b) => b.start),
+  );
+  await warm.decoder.dispose();
+});
+
 test('scoreBlocks ranks the block whose keys match the queries first', () => {
   const small = testConfig({ nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 8 });
   const q = new Float32Array(2 * 8).fill(0);
@@ -172,7 +208,7 @@ test('scoreBlocks ranks the block whose keys match the queries first', () => {
       k[2 * 8 + 0] = 4;
       k[2 * 8 + 1] = 4;
     }
-    return { start: 0, end: 4, keys: [k], values: [new Float32Array(32)] };
+    return { count: 4, keys: [k] };
   };
   const scores = scoreBlocks(small, [q], 1, 3, (i) => block(i === 1));
   assert.deepEqual(topBlocks(scores, 1), [1]);
@@ -201,11 +237,9 @@ test('the onnxruntime block scorer equals the plain scoring loop', async () => {
   const c = testConfig({ nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 16 });
   const r = rng(12);
   const len = 8;
-  const blocks = Array.from({ length: 7 }, (_, b) => ({
-    start: b * len,
-    end: (b + 1) * len,
+  const blocks = Array.from({ length: 7 }, () => ({
+    count: len,
     keys: Array.from({ length: c.nLayers }, () => Float32Array.from({ length: c.nKvHeads * len * c.headDim }, () => r() * 2 - 1)),
-    values: [],
   }));
   const nQ = 3;
   const queries = Array.from({ length: c.nLayers }, () =>
