@@ -238,6 +238,9 @@ export class Engine {
       const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
       const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
       let text = decoder.push(tokenId);
+      // Answers often open with a space or newline token (the built-in model answers " 58213" so that its first token
+      // is the one in the document); the answer the user sees starts at its first visible character.
+      if (answer.length === 0) text = text.trimStart();
       const before = answer.length;
       answer += text;
       const hit = stops.map((s) => answer.indexOf(s, Math.max(0, before - s.length))).filter((at) => at >= 0);

@@ -473,8 +473,13 @@ TASK_P = [0.17, 0.22, 0.2, 0.16, 0.13, 0.12]
 class Encoder:
     """Turns an example into (ids, loss weights) exactly in the engine's prompt layout."""
 
-    def __init__(self, tok, doc_lm_weight=0.1):
+    def __init__(self, tok, doc_lm_weight=0.1, answer_prefix=" "):
         self.tok = tok
+        # The answer is trained as " value": a word after a space in the document is the token "Ġword", so with the
+        # leading space the answer's first token is the very token in the document and the model only has to copy.
+        # Without it every word answer starts with a token that never occurs where the value is stated. The engine
+        # drops leading whitespace from answers, so users see the bare value.
+        self.answer_prefix = answer_prefix
         self.sp = tok.special
         self.w = doc_lm_weight
         self.nl = tok.encode("\n")
@@ -495,7 +500,7 @@ class Encoder:
 
     def example(self, ex):
         ids, w = self.prompt(ex["docs"], ex["question"])
-        a = self.tok.encode(ex["answer"]) + [self.sp["<|end|>"]]
+        a = self.tok.encode(self.answer_prefix + ex["answer"]) + [self.sp["<|end|>"]]
         n_prompt = len(ids)
         ids = ids + a
         w = w + [1.0] * len(a)

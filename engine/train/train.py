@@ -87,9 +87,9 @@ def lr_at(step, total, peak, warm=100, floor=0.1):
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def target_len(rng, step, total, short_frac=0.0):
+def target_len(rng, step, total, short_frac=0.0, lmax_start=160):
     p = step / total
-    lmax = int(160 + (720 - 160) * min(1.0, p / 0.55))
+    lmax = int(lmax_start + (720 - lmax_start) * min(1.0, p / 0.55))
     u = rng.random()
     if u < short_frac:
         return rng.randint(64, 200)
@@ -112,7 +112,16 @@ def main():
     ap.add_argument("--short-frac", type=float, default=0.0, help="fraction of batches drawn from 64-200 tokens")
     ap.add_argument("--short-from", type=int, default=0, help="apply --short-frac from this step on")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="start a new run from this checkpoint's weights (fresh optimizer)")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--lmax-start", type=int, default=160, help="length curriculum start (720 = no curriculum)")
+    ap.add_argument("--task-p", default=None, help="comma-separated task probabilities, in data.TASKS order")
+    ap.add_argument("--time-schedule", action="store_true",
+                    help="LR/curriculum progress = max(step/total, elapsed/max-minutes), so the cosine ends on time")
     args = ap.parse_args()
+    if args.task_p:
+        D.TASK_P[:] = [float(x) for x in args.task_p.split(",")]
+        assert len(D.TASK_P) == len(D.TASKS)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out_dir = os.path.join(HERE, "runs", args.name)
@@ -137,6 +146,9 @@ def main():
         opt.load_state_dict(ck["opt"])
         step, elapsed, tokens = ck["step"], ck["elapsed"], ck["tokens"]
         log(event="resume", step=step, elapsed_min=round(elapsed / 60, 2))
+    elif args.init:
+        model.load_state_dict(torch.load(args.init)["model"])
+        log(event="start", init=args.init, params=model.n_params(), cfg=cfg.to_dict(), args=vars(args))
     else:
         log(event="start", params=model.n_params(), cfg=cfg.to_dict(), args=vars(args))
     with open(os.path.join(out_dir, "cfg.json"), "w") as f:
@@ -159,10 +171,13 @@ def main():
     model.train()
     while step < args.total_steps and (time.time() - t_start) < args.max_minutes * 60:
         rng = random.Random(args.seed * 1_000_003 + step)
-        L = target_len(rng, step, args.total_steps, args.short_frac if step >= args.short_from else 0.0)
+        prog = step
+        if args.time_schedule:
+            prog = max(step, int(args.total_steps * (time.time() - t_start) / (args.max_minutes * 60)))
+        L = target_len(rng, prog, args.total_steps, args.short_frac if step >= args.short_from else 0.0, args.lmax_start)
         ids, wa, wd, tasks = build_batch(gen, enc, rng, L, args.tok_budget, pad)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.total_steps, args.lr)
+            g["lr"] = lr_at(prog if step >= args.warmup else step, args.total_steps, args.lr, warm=args.warmup)
         la, ld, _ = losses(model, ids, wa, wd)
         loss = la + args.doc_lm_weight * ld
         opt.zero_grad(set_to_none=True)
