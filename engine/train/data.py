@@ -320,6 +320,14 @@ class Gen:
                 s=s, a=attr[0], a2=attr[0].replace(" ", "_"), v=v) for s, v in zip(svc, vals)]
             ask = n if missing else rng.randrange(n)
             q = f"What is the {attr[0]} of the {svc[ask]} service?"
+        if style < 0.5:
+            ask_other = lambda i: rng.choice(["What is the {w}?", "Which is the {w}?"]).format(w=what.format(L=labels[i]))
+        else:
+            ask_other = lambda i: f"What is the {attr[0]} of the {svc[i]} service?"
+        extra = [(ask_other(i), vals[i]) for i in rng.sample(range(n), min(n, 3)) if i != ask]
+        if not missing and rng.random() < 0.4:
+            extra.append((ask_other(n), "not found"))
+        rng.shuffle(extra)
         placed = lines[:n]
         rng.shuffle(placed)
         if late:
@@ -329,7 +337,7 @@ class Gen:
             for ln in placed:
                 self._place(rng, docs, [ln], False, di)
         return dict(docs=docs, question=q, answer="not found" if missing else vals[ask],
-                    needle=None if missing else lines[ask])
+                    needle=None if missing else lines[ask], extra=extra)
 
     def t_kv(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, max(1, n_docs - 1), nchars * 0.7)
@@ -362,11 +370,16 @@ class Gen:
             docs.append([path, conf_text])
         else:
             docs.insert(rng.randrange(len(docs) + 1), [path, conf_text])
-        k = keys[ask]
-        q = rng.choice([f"What is the value of {k}?", f"What is {k} set to in {path}?", f"What is `{k}`?",
-                        f"What value does {k} have?", f"In {path}, what is {k}?"])
+        def ask_kv(k):
+            return rng.choice([f"What is the value of {k}?", f"What is {k} set to in {path}?", f"What is `{k}`?",
+                               f"What value does {k} have?", f"In {path}, what is {k}?"])
+        q = ask_kv(keys[ask])
+        extra = [(ask_kv(keys[i]), vals[i]) for i in rng.sample(range(nk), min(nk, 4)) if i != ask]
+        if not missing and rng.random() < 0.4:
+            extra.append((ask_kv(keys[nk]), "not found"))  # keys[nk] is never written
+        rng.shuffle(extra)
         return dict(docs=docs, question=q, answer="not found" if missing else vals[ask],
-                    needle=None if missing else k)
+                    needle=None if missing else keys[ask], extra=extra)
 
     def t_fact(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
@@ -394,12 +407,21 @@ class Gen:
                 e, a = rng.choice(cand)
             else:
                 e = f"{rng.choice(ENT_KIND)} {rname(rng)}"
+        def ask_fact(e, a):
+            return rng.choice([f"What is the {a} of {e}?", f"What is the {a} of {e}? Answer with the value only."])
+        extra = [(ask_fact(f[0], f[1]), f[2]) for i, f in enumerate(facts) if i != ask_i]
+        extra = rng.sample(extra, min(len(extra), 4))
+        unstated = [(x, y[0]) for x in ents for y in attrs if (x, y[0]) not in {(f[0], f[1]) for f in facts}]
+        if not missing and unstated and rng.random() < 0.4:
+            extra.append((ask_fact(*rng.choice(unstated)), "not found"))
+        rng.shuffle(extra)
         rng.shuffle(lines)
         di = len(docs) - 1 if late else rng.randrange(len(docs))
         for ln in lines:
             self._place(rng, docs, [ln], late, di)
-        q = rng.choice([f"What is the {a} of {e}?", f"What is the {a} of {e}? Answer with the value only."])
-        return dict(docs=docs, question=q, answer="not found" if missing else v, needle=None if missing else say(e, a, v))
+        q = ask_fact(e, a)
+        return dict(docs=docs, question=q, answer="not found" if missing else v, needle=None if missing else say(e, a, v),
+                    extra=[x for x in extra if x[0] != q])
 
     def t_span(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
@@ -473,8 +495,13 @@ TASK_P = [0.17, 0.22, 0.2, 0.16, 0.13, 0.12]
 class Encoder:
     """Turns an example into (ids, loss weights) exactly in the engine's prompt layout."""
 
-    def __init__(self, tok, doc_lm_weight=0.1, answer_prefix=" "):
+    def __init__(self, tok, doc_lm_weight=0.1, answer_prefix=" ", extra_turns_within=0):
         self.tok = tok
+        # Training only: more questions about the same documents as further chat turns, while the whole example stays
+        # within this many tokens (so every needle is inside the sliding window). Each turn trains the same lookup
+        # from the answer position into the documents for ~20 more tokens instead of a whole new document; the first
+        # turn is exactly the engine's single-question prompt.
+        self.extra_turns_within = extra_turns_within
         # The answer is trained as " value": a word after a space in the document is the token "Ġword", so with the
         # leading space the answer's first token is the very token in the document and the model only has to copy.
         # Without it every word answer starts with a token that never occurs where the value is stated. The engine
@@ -498,12 +525,22 @@ class Encoder:
         w += [0.0] * (len(q) + len(tail))
         return ids, w
 
-    def example(self, ex):
+    def example(self, ex, turns_within=None):
+        limit = self.extra_turns_within if turns_within is None else min(self.extra_turns_within, turns_within)
         ids, w = self.prompt(ex["docs"], ex["question"])
         a = self.tok.encode(self.answer_prefix + ex["answer"]) + [self.sp["<|end|>"]]
         n_prompt = len(ids)
         ids = ids + a
         w = w + [1.0] * len(a)
+        self.first_len = len(ids)
+        for q, ans in ex.get("extra", []) if limit else []:
+            turn = (self.nl + [self.sp["<|user|>"]] + self.nl + self.tok.encode(f"Question: {q}") + [self.sp["<|end|>"]]
+                    + self.nl + [self.sp["<|assistant|>"]] + self.nl)
+            a = self.tok.encode(self.answer_prefix + ans) + [self.sp["<|end|>"]]
+            if len(ids) + len(turn) + len(a) > limit:
+                break
+            ids = ids + turn + a
+            w = w + [0.0] * len(turn) + [1.0] * len(a)
         # target weights: weight[i] applies to predicting ids[i] from position i-1
         return ids, w, n_prompt
 
@@ -517,8 +554,8 @@ def sample_example(gen, enc, rng, target_len, W=512, margin=24, max_len=None):
         nchars = max(60, int((target_len - 25 - 14 * n_docs) * 3.1))
         late = target_len > W - 80
         ex = gen.make(rng, task, nchars, n_docs, late=late)
-        ids, w, n_prompt = enc.example(ex)
-        if len(ids) > max_len or n_prompt < 40:
+        ids, w, n_prompt = enc.example(ex, turns_within=int(target_len * 1.5) + 60)
+        if enc.first_len > max_len or n_prompt < 40:
             nchars = int(nchars * 0.8)
             continue
         if ex.get("needle") and n_prompt > W - margin:

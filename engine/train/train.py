@@ -28,7 +28,9 @@ def build_batch(gen, enc, rng, L, tok_budget, pad_id):
     for i, (ex, x, w, npr) in enumerate(seqs):
         ids[i, :len(x)] = torch.tensor(x)
         wt = torch.tensor(w)
-        wa[i, npr:len(x)] = 1.0
+        a = (wt == 1.0).float()
+        a[:npr] = 0
+        wa[i, :len(x)] = a  # answers (incl. extra turns' answers), not the turns' question tokens
         d = wt.clone()
         d[npr:] = 0
         wd[i, :len(x)] = (d > 0).float()
@@ -116,6 +118,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--lmax-start", type=int, default=160, help="length curriculum start (720 = no curriculum)")
     ap.add_argument("--task-p", default=None, help="comma-separated task probabilities, in data.TASKS order")
+    ap.add_argument("--extra-turns-within", type=int, default=0,
+                    help="add more questions about the same documents as chat turns while the example fits this many tokens")
     ap.add_argument("--time-schedule", action="store_true",
                     help="LR/curriculum progress = max(step/total, elapsed/max-minutes), so the cosine ends on time")
     args = ap.parse_args()
@@ -155,7 +159,7 @@ def main():
         json.dump(cfg.to_dict(), f)
 
     corpus = D.Corpus("train")
-    gen, enc = D.Gen(corpus), D.Encoder(tok, doc_lm_weight=args.doc_lm_weight)
+    gen, enc = D.Gen(corpus), D.Encoder(tok, doc_lm_weight=args.doc_lm_weight, extra_turns_within=args.extra_turns_within)
     val = make_val(tok, n_per_task=10)
     pad = tok.special["<|endoftext|>"]
 
