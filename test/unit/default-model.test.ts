@@ -19,6 +19,7 @@ interface RefPrompt {
   logits: Record<string, number[]>;
   argmax: Record<string, number>;
   greedy_answer_ids: number[];
+  greedy_answer: string;
 }
 interface Ref {
   sliding_window: number;
@@ -98,6 +99,8 @@ test('greedy answers through the public API equal the PyTorch greedy answers', a
         p.greedy_answer_ids.filter((id) => !eos.has(id)),
         `${p.name}: greedy ids (answer ${JSON.stringify(r.answer)})`,
       );
+      // The model answers " value" (its first token is the document's own); the answer shown starts at the value.
+      assert.equal(r.answer, p.greedy_answer.trimStart(), `${p.name}: answer text`);
     }
   } finally {
     await engine.dispose();
