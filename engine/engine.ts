@@ -10,6 +10,7 @@ import { Decoder } from './runtime/decoder';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
 import { BlockScorer } from './memory';
+import { retrievalHeads } from './retrieval-heads';
 import { EncodingCache } from './encoding-cache';
 import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from './prefill';
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
@@ -160,7 +161,11 @@ export class Engine {
     });
     const chunkSize = opts.chunkSize ?? 512;
     const scorer = memory ? await BlockScorer.create(cfg, opts.threads) : null;
+    // Block memory weighs heads by how much they look things up (measured once per model, kept next to its blocks).
+    const headWeights =
+      memory && attention.window !== null ? await retrievalHeads(store.modelDir, decoder, tokenizer, frame, attention.window) : null;
     const prefiller = new Prefiller({
+      headWeights,
       cfg,
       decoder,
       spec: attention,

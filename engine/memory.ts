@@ -34,6 +34,7 @@ export function scoreBlocks(
   nQuestion: number,
   blockCount: number,
   load: (i: number) => ScoredKeys | null,
+  headWeights: Float64Array | null = null,
 ): Float64Array {
   const { nLayers, nHeads, nKvHeads, headDim: d } = cfg;
   const group = nHeads / nKvHeads;
@@ -69,19 +70,30 @@ export function scoreBlocks(
       }
     }
   }
-  return sharesOverBlocks(lse, cells, blockCount);
+  return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
 }
 
-/** lse laid out (block, cell): each cell's softmax over blocks, summed over cells = each block's attention mass. */
-function sharesOverBlocks(lse: Float64Array, cells: number, blockCount: number): Float64Array {
+/**
+ * lse laid out (block, cell), cell = (layer * nHeads + head) * nQuestion + token: each cell's softmax over blocks,
+ * summed over cells (weighted by the cell's head weight, when given) = each block's attention mass.
+ */
+function sharesOverBlocks(
+  lse: Float64Array,
+  cells: number,
+  blockCount: number,
+  headWeights: Float64Array | null,
+  nQuestion: number,
+): Float64Array {
   const scores = new Float64Array(blockCount);
   for (let c = 0; c < cells; c++) {
+    const weight = headWeights ? headWeights[Math.floor(c / nQuestion)] : 1;
+    if (weight === 0) continue;
     let max = -Infinity;
     for (let b = 0; b < blockCount; b++) max = Math.max(max, lse[b * cells + c]);
     if (max === -Infinity) continue;
     let total = 0;
     for (let b = 0; b < blockCount; b++) total += Math.exp(lse[b * cells + c] - max);
-    for (let b = 0; b < blockCount; b++) scores[b] += Math.exp(lse[b * cells + c] - max) / total;
+    for (let b = 0; b < blockCount; b++) scores[b] += (weight * Math.exp(lse[b * cells + c] - max)) / total;
   }
   return scores;
 }
@@ -119,6 +131,7 @@ export class BlockScorer {
     blockCount: number,
     load: (i: number) => ScoredKeys | null,
     groupBlocks = 32,
+    headWeights: Float64Array | null = null,
   ): Promise<Float64Array> {
     const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
     const group = nHeads / nKvHeads;
@@ -172,7 +185,7 @@ export class BlockScorer {
         }
       }
     }
-    return sharesOverBlocks(lse, cells, blockCount);
+    return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
   }
 
   async dispose(): Promise<void> {

@@ -46,6 +46,8 @@ export interface PrefillDeps {
   readonly memoryTopK: number | null;
   /** Scores far blocks for block memory (required when memoryTopK is set). */
   readonly scorer: BlockScorer | null;
+  /** Block memory's weight per (layer, head), l * nHeads + h (retrieval-heads.ts); null weighs heads equally. */
+  readonly headWeights?: Float64Array | null;
   readonly invFreq: Float32Array;
   readonly warn: (msg: string) => void;
 }
@@ -290,6 +292,14 @@ export class Prefiller {
     // Probe: the question's queries at its real positions.
     const probe = await decoder.step(state, question, { queries: true });
     const scorer = this.d.scorer!;
+    // With retrieval-head weights, the last prompt token's queries: the position the weights were measured at, and
+    // the one whose attention reads the answer. (Eval, built-in model, passkey/niah needle recall at 16x / 64x window:
+    // every question token, equal heads 67% / 10% and 10% / 0%; weighted heads 78% / 30% and 20% / 0%; weighted heads,
+    // last token 78% / 60% and 20% / 20%; n = 10 per cell.) Without weights, every question token votes.
+    const weights = this.d.headWeights ?? null;
+    const nQ = weights ? 1 : question.length;
+    const rowW = this.d.cfg.nHeads * this.d.cfg.headDim;
+    const qs = probe.queries!.map((q) => q.subarray((question.length - nQ) * rowW));
     // 1. Shortlist by representative keys, so a warm ask does not read every stored block in full. On the eval's
     //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
     //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
@@ -297,26 +307,34 @@ export class Prefiller {
     const shortlistSize = Math.max(16, 4 * topK);
     if (candidateIdx.length > shortlistSize) {
       const rough = await scorer.score(
-        probe.queries!,
-        question.length,
+        qs,
+        nQ,
         candidateIdx.length,
         (i) => {
           const sum = summaries[i];
           const [from, to] = delta(candidateIdx[i], sum.count);
           return { count: sum.count, keys: sum.layers.map((l) => rerotateKeys(l.keys, shape, from, to, this.d.invFreq)) };
         },
-        candidateIdx.length,
-      ); // summaries are small: one scorer run per layer for all of them
+        candidateIdx.length, // summaries are small: one scorer run per layer for all of them
+        weights,
+      );
       shortlist = topBlocks(rough, shortlistSize);
     }
     // 2. Rank the shortlist by all of its keys.
-    const exact = await scorer.score(probe.queries!, question.length, shortlist.length, (j) => {
-      const b = candidateIdx[shortlist[j]];
-      const blk = readFull(b);
-      if (!blk) return null;
-      const [from, to] = delta(b, B);
-      return { count: B, keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)) };
-    });
+    const exact = await scorer.score(
+      qs,
+      nQ,
+      shortlist.length,
+      (j) => {
+        const b = candidateIdx[shortlist[j]];
+        const blk = readFull(b);
+        if (!blk) return null;
+        const [from, to] = delta(b, B);
+        return { count: B, keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)) };
+      },
+      32,
+      weights,
+    );
     const scores = new Float64Array(candidateIdx.length);
     shortlist.forEach((i, j) => (scores[i] = exact[j]));
     const load = (b: number): MemoryBlock | null => {

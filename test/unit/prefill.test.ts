@@ -22,7 +22,12 @@ function ids(n: number, seed: number): number[] {
   return Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize));
 }
 
-async function setup(dir: string, memoryTopK: number | null = null, warn: (m: string) => void = () => {}) {
+async function setup(
+  dir: string,
+  memoryTopK: number | null = null,
+  warn: (m: string) => void = () => {},
+  headWeights: Float64Array | null = null,
+) {
   const decoder = await Decoder.create(cfg, randomCheckpoint(cfg, 3), { attention: spec, forceBiasMask: true });
   const store = new KvBlockStore(dir, { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'ab'.repeat(32), warn });
   const prefiller = new Prefiller({
@@ -36,6 +41,7 @@ async function setup(dir: string, memoryTopK: number | null = null, warn: (m: st
     scorer: memoryTopK ? await BlockScorer.create(cfg) : null,
     invFreq: ropeInverseFrequencies(cfg),
     warn,
+    headWeights,
   });
   return { decoder, store, prefiller };
 }
@@ -195,6 +201,28 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
     a.retrieved.map((b) => b.start),
   );
   await warm.decoder.dispose();
+});
+
+test('block memory probes with every question token, or with the last one when heads are weighted', async () => {
+  const prompt = ids(300, 8);
+  for (const weights of [null, Float64Array.from({ length: cfg.nLayers * cfg.nHeads }, (_, i) => i % 2)]) {
+    const s = await setup(tmp(), 2, () => {}, weights);
+    const seen: { nQuestion: number; weights: Float64Array | null }[] = [];
+    const scorer = (s.prefiller as unknown as { d: { scorer: BlockScorer } }).d.scorer;
+    const score = scorer.score.bind(scorer);
+    scorer.score = (q, nQuestion, n, load, group, w) => (
+      seen.push({ nQuestion, weights: w ?? null }),
+      score(q, nQuestion, n, load, group, w)
+    );
+    const r = await s.prefiller.run(prompt, 290, {});
+    assert.equal(r.retrieved.length, 2);
+    assert.ok(seen.length >= 1);
+    for (const call of seen) {
+      assert.equal(call.nQuestion, weights ? 1 : 10);
+      assert.equal(call.weights, weights);
+    }
+    await s.decoder.dispose();
+  }
 });
 
 test('scoreBlocks ranks the block whose keys match the queries first', () => {
