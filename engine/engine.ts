@@ -10,7 +10,7 @@ import { Decoder } from './runtime/decoder';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
 import { BlockScorer } from './memory';
-import { retrievalHeads } from './retrieval-heads';
+import { forgetRetrievalHeads, retrievalHeads } from './retrieval-heads';
 import { EncodingCache } from './encoding-cache';
 import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from './prefill';
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
@@ -194,7 +194,9 @@ export class Engine {
   /** Empties the persisted KV cache of every model in the cache folder, and the in-process states. */
   clearCache(): void {
     this.prefiller.forget();
-    this.encodings.clear(); // first: it lives inside the store's model folder, which store.clear() then removes
+    // First: these live inside the store's model folder, which store.clear() then removes.
+    this.encodings.clear();
+    forgetRetrievalHeads(this.store.modelDir);
     this.store.clear();
   }
 

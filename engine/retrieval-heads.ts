@@ -117,3 +117,12 @@ export async function retrievalHeads(
   }
   return weights;
 }
+
+/** Removes the stored weights (Clear Cache); the engine keeps the ones it loaded, and the next load measures again. */
+export function forgetRetrievalHeads(dir: string): void {
+  try {
+    fs.unlinkSync(path.join(dir, CACHE_FILE));
+  } catch {
+    // not there
+  }
+}

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 import type { Ctx } from './context';
 import { gather, type Gathered, type ScopeSpec } from './sources';
-import { computeMeter, formatCount, nothingToSend, progressLabel, type MeterResult } from './meter';
+import { cacheFriendlyOrder, computeMeter, formatCount, nothingToSend, progressLabel, type MeterResult } from './meter';
 import { sentenceViews, splitSentences, supportedSpan } from './sentences';
 import { EngineRequestError } from './engineClient';
 import type { AnswerSummary, AskResultWire, PassageView, WirePassage } from '../engine/protocol';
@@ -15,16 +15,35 @@ import type { AskEvent, AskOutcome, HighlightView } from './api';
 
 const SNIPPET_LINES = 4;
 
-/** Counts the gathered documents and packs them into the budget. */
-export async function measure(ctx: Ctx, gathered: Gathered, question: string): Promise<MeterResult> {
-  const s = ctx.settings;
+/**
+ * Counts the gathered documents and packs them into the budget (in path order), then puts what fits in prompt order
+ * (cacheFriendlyOrder). Returns the meter and the documents in that order.
+ */
+export async function measure(ctx: Ctx, gathered: Gathered, question: string): Promise<{ meter: MeterResult; gathered: Gathered }> {
   const counts = await ctx.client.countTokens({ docs: gathered.docs.map((d) => ({ path: d.path, text: d.text })), question });
-  const meter = computeMeter({
-    files: gathered.docs.map((d, i) => ({
-      path: d.path,
+  const pack = (order: readonly number[]): MeterResult => packMeter(ctx, gathered, order, counts);
+  const first = pack(Array.from(gathered.docs.keys()));
+  const fits = new Set(first.includedPaths);
+  const order = cacheFriendlyOrder(gathered.docs, (i) => fits.has(gathered.docs[i].path));
+  const reordered = order.some((j, i) => j !== i);
+  const meter = reordered ? pack(order) : first;
+  ctx.lastMeter = meter;
+  return { meter, gathered: reordered ? { ...gathered, docs: order.map((j) => gathered.docs[j]) } : gathered };
+}
+
+function packMeter(
+  ctx: Ctx,
+  gathered: Gathered,
+  order: readonly number[],
+  counts: Awaited<ReturnType<Ctx['client']['countTokens']>>,
+): MeterResult {
+  const s = ctx.settings;
+  return computeMeter({
+    files: order.map((i) => ({
+      path: gathered.docs[i].path,
       tokens: counts.perFile[i].tokens,
       overhead: counts.perFile[i].overhead,
-      key: d.key,
+      key: gathered.docs[i].key,
     })),
     skipped: gathered.skipped,
     framePrefixTokens: counts.framePrefixTokens,
@@ -36,8 +55,6 @@ export async function measure(ctx: Ctx, gathered: Gathered, question: string): P
     sinks: counts.model.sinks,
     cachedContexts: ctx.cachedContexts,
   });
-  ctx.lastMeter = meter;
-  return meter;
 }
 
 export function describeError(e: unknown): string {
@@ -77,11 +94,13 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
       async (progress, token) => {
         token.onCancellationRequested(() => abort.abort());
         progress.report({ message: 'gathering sources…' });
-        const gathered = await gather(scope, settings, token);
+        let gathered = await gather(scope, settings, token);
         outcome = { ...outcome, scope: gathered.label };
         if (abort.signal.aborted) return;
         progress.report({ message: `counting tokens of ${gathered.docs.length} file(s)…` });
-        const meter = await measure(ctx, gathered, question);
+        const measured = await measure(ctx, gathered, question);
+        const meter = measured.meter;
+        gathered = measured.gathered;
         outcome = { ...outcome, meter };
         const included = new Set(meter.includedPaths);
         const docs = gathered.docs.filter((d) => included.has(d.path));

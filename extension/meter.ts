@@ -182,3 +182,16 @@ export function progressLabel(p: {
       return `answering: ${formatCount(p.done)} / ${formatCount(p.total)} tokens`;
   }
 }
+
+/**
+ * The prompt order of gathered documents, as indices: those that fit (`fits`), least recently modified first (ties
+ * keep their order), then the rest in their order. An edit invalidates the KV cache from the edited document on, so
+ * the documents that change most go last: once a file has been edited, editing it again recomputes only that file
+ * and what follows it, not everything after its place in path order. Which documents fit is decided before, in path
+ * order, so this order never decides what is left out.
+ */
+export function cacheFriendlyOrder(docs: readonly { readonly modified?: number }[], fits: (i: number) => boolean): number[] {
+  const idx = Array.from(docs.keys());
+  const kept = idx.filter(fits).sort((a, b) => (docs[a].modified ?? 0) - (docs[b].modified ?? 0) || a - b);
+  return [...kept, ...idx.filter((i) => !fits(i))];
+}

@@ -58,7 +58,7 @@ export class MeterController implements vscode.Disposable {
       docs: [doc],
       skipped: [],
     };
-    return measure(this.ctx, gathered, '');
+    return (await measure(this.ctx, gathered, '')).meter;
   }
 
   private async update(): Promise<void> {

@@ -28,6 +28,8 @@ export interface GatheredDoc {
   readonly baseOffset: number;
   /** Content identity for the cache estimate. */
   readonly key: string;
+  /** Last modification, ms since the epoch (now for an editor with unsaved changes); workspace scope only. */
+  readonly modified?: number;
 }
 
 export interface Gathered {
@@ -167,14 +169,22 @@ async function readWorkspaceFile(
 ): Promise<GatheredDoc | { path: string; reason: string }> {
   const path = displayPath(uri);
   // An open editor's text (maybe unsaved) is what the user sees and what decorations will apply to.
-  if (open) return documentDoc(open);
+  if (open) {
+    let modified = Date.now();
+    if (!open.isDirty)
+      modified = await vscode.workspace.fs.stat(uri).then(
+        (st) => st.mtime,
+        () => modified,
+      );
+    return { ...documentDoc(open), modified };
+  }
   try {
     const stat = await vscode.workspace.fs.stat(uri);
     if (stat.size > DEFAULT_MAX_FILE_BYTES)
       return { path, reason: `too large (${formatBytes(stat.size)} > limit ${formatBytes(DEFAULT_MAX_FILE_BYTES)})` };
     const decoded = decodeText(await vscode.workspace.fs.readFile(uri));
     if (decoded.kind === 'binary') return { path, reason: decoded.reason };
-    return { uri, path, text: decoded.text, baseOffset: 0, key: contentKey(path, decoded.text) };
+    return { uri, path, text: decoded.text, baseOffset: 0, key: contentKey(path, decoded.text), modified: stat.mtime };
   } catch (e) {
     return { path, reason: `unreadable (${e instanceof Error ? e.message : String(e)})` };
   }

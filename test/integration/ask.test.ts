@@ -2,6 +2,7 @@
 // configured model (the built-in one, or the generated fixture whose answers are random text: so these tests assert
 // structure, streaming and numbers, never the answer's content).
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { after, before, describe, it } from 'mocha';
 import * as vscode from 'vscode';
 import type { AskOutcome, AttendApi } from '../../extension/api';
@@ -207,6 +208,9 @@ describe('ask about a selection', function () {
   });
 });
 
+const WORKSPACE_FILES = ['.gitignore', 'README.md', 'harbour/log.txt', 'lighthouse.md'];
+const JAN = new Date('2026-01-01T00:00:00Z');
+
 describe('ask about the workspace', function () {
   this.timeout(120_000);
 
@@ -214,6 +218,8 @@ describe('ask about the workspace', function () {
     // Git-ignored and binary files must be left out (the fixture's .gitignore names drafts/).
     await writeFile('drafts/unfinished.txt', 'Not for the model.\n');
     await writeFile('harbour/chart.bin', new Uint8Array([0, 1, 2, 0, 255, 0, 7, 0]));
+    // One modification time for every file: prompt order is then path order.
+    for (const f of WORKSPACE_FILES) fs.utimesSync(wsFile(f).fsPath, JAN, JAN);
   });
 
   it('sends the workspace files, leaves out ignored and binary ones, and says so', async () => {
@@ -225,6 +231,39 @@ describe('ask about the workspace', function () {
     assert.ok(binary, `chart.bin is listed as left out: ${JSON.stringify(o.meter.leftOut)}`);
     assert.equal(o.meter.used - o.meter.answerReserve, o.summary.promptTokens);
     assert.match(o.scope, /^workspace .* \(4 files\)$/);
+  });
+
+  it('puts the most recently modified file last, so editing it again reuses every other file', async () => {
+    const readme = wsFile('README.md').fsPath;
+    const original = fs.readFileSync(readme, 'utf8');
+    try {
+      const feb = new Date('2026-02-01T00:00:00Z');
+      fs.utimesSync(readme, feb, feb);
+      const order = ['.gitignore', 'harbour/log.txt', 'lighthouse.md', 'README.md'];
+      const a = answered(await askWorkspace(QUESTION));
+      assert.deepEqual(
+        a.meter.files.filter((f) => f.included).map((f) => f.path),
+        order,
+      );
+      await writeFile(
+        'README.md',
+        `${original}
+One more line for the test.
+`,
+      );
+      const b = answered(await askWorkspace(QUESTION));
+      assert.deepEqual(
+        b.meter.files.filter((f) => f.included).map((f) => f.path),
+        order,
+      );
+      // Everything before README.md comes back from the cache (whole 128-token blocks of it).
+      const before = b.meter.files.slice(0, 3).reduce((n, f) => n + f.tokens, 0);
+      assert.ok(b.summary.reusedTokens >= before - 128, `reused ${b.summary.reusedTokens}; the files before README.md have ${before}`);
+      assert.ok(b.summary.computedTokens < b.summary.promptTokens, 'not recomputed from scratch');
+    } finally {
+      fs.writeFileSync(readme, original);
+      fs.utimesSync(readme, JAN, JAN);
+    }
   });
 
   it('names the files that do not fit the token budget instead of cutting silently', async () => {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
   breakdownLines,
+  cacheFriendlyOrder,
   cachedPrefixDocs,
   computeMeter,
   formatTokens,
@@ -89,4 +90,46 @@ test('formatting: tokens, status text, progress label, breakdown', () => {
   assert.ok(lines.some((l) => l.includes('big.md') && l.includes('over the token budget')));
   assert.ok(lines.some((l) => l.includes('logo.png')));
   assert.ok(lines.some((l) => l.startsWith('attention window 512 tokens + 4 sink tokens')));
+});
+
+test('prompt order: documents that fit, least recently modified first (ties keep path order), then the rest', () => {
+  const docs = [{ modified: 300 }, { modified: 100 }, { modified: 500 }, { modified: 100 }, {}, { modified: 50 }];
+  // Index 2 does not fit; index 4 has no time (selection scopes) and counts as oldest.
+  assert.deepEqual(
+    cacheFriendlyOrder(docs, (i) => i !== 2),
+    [4, 5, 1, 3, 0, 2],
+  );
+  // All equal (a fresh checkout): path order stays.
+  assert.deepEqual(
+    cacheFriendlyOrder([{ modified: 7 }, { modified: 7 }, { modified: 7 }], () => true),
+    [0, 1, 2],
+  );
+});
+
+test('re-packing in prompt order keeps the same documents in and out (packing skips, never stops)', () => {
+  const budget = 1000;
+  const files = [600, 700, 300, 200].map((tokens, i) => ({ path: `f${i}`, tokens, overhead: 10, key: `k${i}` }));
+  const base = {
+    skipped: [],
+    framePrefixTokens: 5,
+    frameSuffixTokens: 5,
+    questionTokens: 10,
+    answerReserve: 20,
+    budget,
+    window: 512,
+    sinks: 4,
+    cachedContexts: [],
+  };
+  const first = computeMeter({ ...base, files });
+  const fits = new Set(first.includedPaths);
+  const order = cacheFriendlyOrder(
+    files.map((_, i) => ({ modified: [40, 30, 20, 10][i] })),
+    (i) => fits.has(files[i].path),
+  );
+  const second = computeMeter({ ...base, files: order.map((i) => files[i]) });
+  assert.deepEqual([...second.includedPaths].sort(), [...first.includedPaths].sort());
+  assert.deepEqual(
+    second.includedPaths,
+    order.filter((i) => fits.has(files[i].path)).map((i) => files[i].path),
+  );
 });
