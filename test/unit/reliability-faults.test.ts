@@ -51,6 +51,16 @@ function verifyStore(dir: string): { entries: number; temps: number } {
     if (!fs.statSync(md).isDirectory()) continue;
     for (const s of fs.readdirSync(md)) {
       const sd = path.join(md, s);
+      if (/^retrieval-heads\.json\.\d+\.tmp$/.test(s)) {
+        temps++;
+        continue;
+      }
+      if (s === 'retrieval-heads.json') {
+        // Block memory's head weights (engine/retrieval-heads.ts), published by rename: always complete JSON.
+        const saved = JSON.parse(fs.readFileSync(sd, 'utf8')) as { weights: unknown };
+        assert.ok(saved.weights === null || Array.isArray(saved.weights), `${sd}: weights`);
+        continue;
+      }
       if (s === 'encodings') {
         // Cached document encodings (engine/encoding-cache.ts): complete files with a valid checksum, or temp files.
         for (const name of fs.readdirSync(sd)) {
