@@ -537,6 +537,7 @@ export class KvBlockStore {
       try {
         decoded = decode(fd, st.size);
       } catch (e) {
+        if (typeof (e as NodeJS.ErrnoException | null)?.code === 'string') throw e; // an I/O error: not the file's fault
         decoded = `unreadable (${errText(e)})`;
       }
     } catch (e) {
