@@ -293,9 +293,10 @@ export class Prefiller {
     const probe = await decoder.step(state, question, { queries: true });
     const scorer = this.d.scorer!;
     // With retrieval-head weights, the last prompt token's queries: the position the weights were measured at, and
-    // the one whose attention reads the answer. (Eval, built-in model, passkey/niah needle recall at 16x / 64x window:
-    // every question token, equal heads 67% / 10% and 10% / 0%; weighted heads 78% / 30% and 20% / 0%; weighted heads,
-    // last token 78% / 60% and 20% / 20%; n = 10 per cell.) Without weights, every question token votes.
+    // the one whose attention reads the answer. (Eval on a checkpoint midway through training the built-in model,
+    // passkey/niah needle recall at 16x / 64x window: every question token, equal heads 67% / 10% and 10% / 0%;
+    // weighted heads 78% / 30% and 20% / 0%; weighted heads, last token 78% / 60% and 20% / 20%; n = 10 per cell.)
+    // Without weights, every question token votes.
     const weights = this.d.headWeights ?? null;
     const nQ = weights ? 1 : question.length;
     const rowW = this.d.cfg.nHeads * this.d.cfg.headDim;

@@ -3,8 +3,8 @@
 // share of a far block says nothing about whether it holds the answer. A few heads do the retrieving (the "retrieval
 // heads" of Wu et al., 2024). They are found here per model with a short synthetic calibration: a pass key placed
 // inside the window, and each head's attention from the last prompt token onto it. Block memory then weighs each head
-// by that mass. Measured on the built-in model: 7 of its 32 heads put 0.3-0.7 of their attention on the needle, the
-// other 25 put under 0.1.
+// by that mass. On the shipped built-in model 7 of its 32 heads (one in layer 2, six in layer 3) get weights of
+// 0.68-1.0 and 23 stay under 0.1.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Decoder } from './runtime/decoder';
