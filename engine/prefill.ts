@@ -107,28 +107,34 @@ export class Prefiller {
     }
     const shape = this.d.decoder.shape;
     const keepPos = (p: number): boolean => p < sinks || window === null || R - p < window;
-    const slots: { block: KvBlock; t: number; pos: number }[] = [];
+    // Per block, the kept tokens as runs of consecutive ones (a window edge cuts a block at most once, sinks once
+    // more), so a head's slice of a run is one copy.
+    const runs: { block: KvBlock; t: number; len: number; at: number }[] = [];
+    const positions: number[] = [];
     for (const { data } of blocks) {
-      for (let t = 0; t < data.positions.length; t++)
-        if (keepPos(data.positions[t])) slots.push({ block: data, t, pos: data.positions[t] });
+      for (let t = 0; t < data.positions.length; t++) {
+        if (!keepPos(data.positions[t])) continue;
+        const last = runs[runs.length - 1];
+        if (last && last.block === data && last.t + last.len === t) last.len++;
+        else runs.push({ block: data, t, len: 1, at: positions.length });
+        positions.push(data.positions[t]);
+      }
     }
-    const n = slots.length;
+    const n = positions.length;
+    const { nKvHeads, headDim: d } = shape;
     const gather = (pick: (blk: KvBlock) => Float32Array): Float32Array => {
-      const out = new Float32Array(shape.nKvHeads * n * shape.headDim);
-      slots.forEach((s, i) => {
-        const src = pick(s.block);
-        const len = s.block.positions.length;
-        for (let h = 0; h < shape.nKvHeads; h++) {
-          const from = (h * len + s.t) * shape.headDim;
-          out.set(src.subarray(from, from + shape.headDim), (h * n + i) * shape.headDim);
-        }
-      });
+      const out = new Float32Array(nKvHeads * n * d);
+      for (const r of runs) {
+        const src = pick(r.block);
+        const len = r.block.positions.length;
+        for (let h = 0; h < nKvHeads; h++) out.set(src.subarray((h * len + r.t) * d, (h * len + r.t + r.len) * d), (h * n + r.at) * d);
+      }
       return out;
     };
     return {
       nSlots: n,
-      positions: Int32Array.from(slots, (s) => s.pos),
-      origins: Int32Array.from(slots, (s) => s.pos),
+      positions: Int32Array.from(positions),
+      origins: Int32Array.from(positions),
       pinned: new Uint8Array(n),
       keys: Array.from({ length: shape.nLayers }, (_, l) => gather((blk) => blk.keys[l])),
       values: Array.from({ length: shape.nLayers }, (_, l) => gather((blk) => blk.values[l])),

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { AttentionSpec, Checkpoint, ModelConfig } from '../types';
 import { buildDecoderGraph, type WeightFormat } from '../graph/decoder';
 import { IO } from '../graph/io';
-import { attentionBias, evictInvisible, type KvShape, type KvState, emptyState } from './kv';
+import { attentionBias, evictInvisible, evictionSlack, type KvShape, type KvState, emptyState } from './kv';
 
 export interface DecoderOptions {
   readonly attention: AttentionSpec;
@@ -162,7 +162,7 @@ export class Decoder {
       return out;
     };
     const result: StepResult = {
-      state: evictInvisible(grown, this.shape, this.spec),
+      state: evictInvisible(grown, this.shape, this.spec, evictionSlack(this.spec)),
       ...(opts.captureNew ? { newKv: { keys: grown.keys.map(lastN), values: grown.values.map(lastN) } } : {}),
       ...(opts.queries ? { queries: Array.from({ length: nLayers }, (_, l) => out[IO.queries(l)].data as Float32Array) } : {}),
       logits: out[IO.logits].data as Float32Array,

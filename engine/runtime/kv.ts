@@ -86,14 +86,26 @@ export function selectSlots(state: KvState, shape: KvShape, keep: readonly numbe
   };
 }
 
-/** Drops every slot that no future query (position >= nextPos) can see: what stays is sinks + the last window - 1 + pinned. */
-export function evictInvisible(state: KvState, shape: KvShape, spec: AttentionSpec): KvState {
+/**
+ * Drops every slot that no future query (position >= nextPos) can see: what stays is sinks + the last window - 1 + pinned.
+ * With `slack`, a state holding at most that many invisible slots is returned as it is: the attention mask hides them
+ * (bias -Infinity, or GQA's local window, which counts back over contiguous slots), so results are identical, and a
+ * short step (a question, one decoded token) skips copying the whole cache. Eviction then happens on the step that
+ * pushes the count past `slack`, so the cache stays bounded by sinks + window - 1 + pinned + slack.
+ */
+export function evictInvisible(state: KvState, shape: KvShape, spec: AttentionSpec, slack = 0): KvState {
   if (spec.window === null) return state;
   const keep: number[] = [];
   for (let i = 0; i < state.nSlots; i++) {
     if (visible(spec, state.nextPos, state.positions[i], state.pinned[i] === 1)) keep.push(i);
   }
+  if (state.nSlots - keep.length <= slack) return state;
   return selectSlots(state, shape, keep);
+}
+
+/** Invisible slots a decoder step may leave in the cache (see evictInvisible): a quarter window, at most 256. */
+export function evictionSlack(spec: AttentionSpec): number {
+  return spec.window === null ? 0 : Math.min(256, Math.floor(spec.window / 4));
 }
 
 /** Removes the slots whose positions fall in the half-open range [p0, p1). */
@@ -167,15 +179,26 @@ export function insertPinned(state: KvState, shape: KvShape, batch: SlotBatch): 
     else order.push([1, j++]);
   }
   const { nKvHeads, headDim } = shape;
+  // The order as runs of consecutive slots from one source: [source, first index, first output slot, length]. Cached
+  // slots before the batch form one long run (one copy per head); where the batch interleaves with cached slots of
+  // equal positions the runs are single slots, copied by a plain loop (a subarray per slot cost more than the copy).
+  const runs: [0 | 1, number, number, number][] = [];
+  order.forEach(([src, k], slot) => {
+    const last = runs[runs.length - 1];
+    if (last && last[0] === src && last[1] + last[3] === k) last[3]++;
+    else runs.push([src, k, slot, 1]);
+  });
   const merge = (a: Float32Array, b: Float32Array): Float32Array => {
     const out = new Float32Array(nKvHeads * n * headDim);
     for (let h = 0; h < nKvHeads; h++) {
-      order.forEach(([src, k], slot) => {
+      for (const [src, k, slot, len] of runs) {
         const from = src === 0 ? a : b;
-        const len = src === 0 ? state.nSlots : m;
-        const at = (h * len + k) * headDim;
-        out.set(from.subarray(at, at + headDim), (h * n + slot) * headDim);
-      });
+        const at = (h * (src === 0 ? state.nSlots : m) + k) * headDim;
+        const to = (h * n + slot) * headDim;
+        const count = len * headDim;
+        if (len > 4) out.set(from.subarray(at, at + count), to);
+        else for (let i = 0; i < count; i++) out[to + i] = from[at + i];
+      }
     }
     return out;
   };

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder } from '../../engine/runtime/decoder';
-import { dropRange, insertPinned, type KvState } from '../../engine/runtime/kv';
+import { dropRange, evictInvisible, evictionSlack, insertPinned, type KvState } from '../../engine/runtime/kv';
 import { referenceForward } from '../../engine/reference';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -117,6 +117,12 @@ test('sliding window with attention sinks (bias mask): chunked prefill past the 
   await checkAgainstReference(testConfig(), { window: 6, sinks: 2 }, { steps: [4, 7, 5, 1, 1, 1, 1, 3, 1] });
 });
 
+test('invisible slots left by lazy eviction change nothing: window 16 (slack 4), both mask kinds', async () => {
+  const steps = [20, 1, 1, 1, 1, 1, 1, 2, 1, 3, 1, 1];
+  await checkAgainstReference(testConfig(), { window: 16, sinks: 0 }, { steps });
+  await checkAgainstReference(testConfig(), { window: 16, sinks: 2 }, { steps });
+});
+
 test('chunk larger than the window', async () => {
   await checkAgainstReference(testConfig({ nKvHeads: 1 }), { window: 4, sinks: 1 }, { steps: [13, 1, 1] });
 });
@@ -128,11 +134,20 @@ test('memory is bounded by sinks + window, not by length', async () => {
   try {
     let state = dec.emptyState();
     const ids = tokens(60, cfg.vocabSize, 3);
+    const slack = evictionSlack(spec);
+    assert.equal(slack, 2);
+    let evictions = 0;
     for (let at = 0; at < ids.length; at += 5) {
+      const before = state.nSlots;
       state = (await dec.step(state, ids.slice(at, at + 5))).state;
-      assert.ok(state.nSlots <= spec.sinks + spec.window! - 1, `cache holds ${state.nSlots} slots after ${at + 5} tokens`);
+      if (state.nSlots < before + 5) evictions++;
+      assert.ok(state.nSlots <= spec.sinks + spec.window! - 1 + slack, `cache holds ${state.nSlots} slots after ${at + 5} tokens`);
+      // Everything a later query can see is there; what it cannot see is at most `slack` slots.
+      const tight = evictInvisible(state, dec.shape, spec);
+      assert.ok(state.nSlots - tight.nSlots <= slack, `${state.nSlots - tight.nSlots} invisible slots kept`);
     }
-    assert.deepEqual(Array.from(state.positions), [0, 1, 53, 54, 55, 56, 57, 58, 59]);
+    assert.ok(evictions >= 10, `evicted on ${evictions} of 12 steps`);
+    assert.deepEqual(Array.from(evictInvisible(state, dec.shape, spec).positions), [0, 1, 53, 54, 55, 56, 57, 58, 59]);
     assert.equal(state.nextPos, 60);
   } finally {
     await dec.dispose();
