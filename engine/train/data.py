@@ -14,6 +14,12 @@ Token layout (the engine assembles exactly this, each segment encoded separately
 """
 import json, os, random, re
 
+import wording as W
+
+# Probability that a question / needle statement / entity is drawn from wording.py's grammar instead of the original
+# per-task templates (0 reproduces the runs up to v4; v5 uses 0.6). Set by train.py --varied.
+VARIED = 0.0
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "runs")
 
@@ -45,6 +51,8 @@ ATTRS = [  # (attribute phrase, value kind)
     ("home directory", "path"), ("favorite color", "color"), ("population", "num"), ("serial number", "code"),
     ("room number", "num3"), ("build number", "num"), ("owner", "person")]
 COLORS = ["red", "blue", "green", "teal", "orange", "purple", "yellow", "black", "white", "crimson", "navy", "olive"]
+PASS_NOUNS = ["pass key", "passkey", "access code", "secret code", "PIN", "unlock code", "entry code", "door code",
+              "secret number", "safe combination", "vault code", "master code", "recovery code", "pass number"]
 ENT_KIND = ["the kingdom of", "the city of", "project", "the company", "the ship", "the library", "module", "the village of"]
 
 
@@ -86,7 +94,14 @@ def rvalue(rng, kind):
         return rng.choice(["true", "false", "yes", "no", "on", "off"])
     if kind == "url":
         return f"https://{rname(rng,1,2).lower()}.{rng.choice(['internal','example.com','corp','local'])}:{rng.randint(1024,9999)}"
-    raise ValueError(kind)
+    if kind == "dash":
+        return f"{rng.randint(100, 999)}-{rng.randint(100, 999)}"
+    if kind == "num7":
+        return str(rng.randint(1_000_000, 9_999_999))
+    v = W.extra_value(rng, kind, WORDS, rname)
+    if v is None:
+        raise ValueError(kind)
+    return v
 
 
 def conf_value(rng):
@@ -286,12 +301,20 @@ class Gen:
         line = tpl.format(n=noun, N=noun.capitalize(), k=key)
         q = rng.choice([f"What is the {noun}?", f"What is the {noun} mentioned in the documents?",
                         f"Which {noun} is given in the text?", f"What {noun} is stated?"])
+        if rng.random() < VARIED:
+            noun = rng.choice(PASS_NOUNS)
+            if rng.random() < 0.3:
+                key = rvalue(rng, rng.choice(["dash", "num7", "num"]))
+            say = lambda n, k: W.statement(rng, n, k)
+            tpl = None
+            line = say(noun, key)
+            q = W.question(rng, noun, bare=noun)
         if missing:
             # a different kind of code is present, the asked one is not
             other = rng.choice([n for n in ["pass key", "access code", "secret code", "PIN", "unlock code", "passkey"]
-                                if n.replace(" ", "") != noun.replace(" ", "")])
+                                + (PASS_NOUNS if tpl is None else []) if n.replace(" ", "") != noun.replace(" ", "")])
             if rng.random() < 0.5:
-                self._place(rng, docs, [tpl.format(n=other, N=other.capitalize(), k=key)], late)
+                self._place(rng, docs, [tpl.format(n=other, N=other.capitalize(), k=key) if tpl else say(other, key)], late)
             noun2 = noun
             q = q.replace(noun, noun2)
             return dict(docs=docs, question=q, answer="not found", needle=None)
@@ -300,6 +323,8 @@ class Gen:
 
     def t_multikey(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
+        if rng.random() < VARIED * 0.6:
+            return self._labelled(rng, docs, missing, late)
         style = rng.random()
         n = rng.randint(2, 6)
         if style < 0.5:
@@ -339,6 +364,33 @@ class Gen:
         return dict(docs=docs, question=q, answer="not found" if missing else vals[ask],
                     needle=None if missing else lines[ask], extra=extra)
 
+    def _labelled(self, rng, docs, missing, late):
+        """1-6 labelled numbers ("the secret code for amber-falcon is 4821337"), keys often sharing their first word."""
+        n = rng.randint(1, 6)
+        label = f"{rng.choice(W.LABEL_ADJ)} {rng.choice(W.LABEL_NOUN)}"
+        first = rng.choice(WORDS) if rng.random() < 0.5 else None
+        keys = []
+        while len(keys) < n + 1:
+            k = W.label_key(rng, WORDS, first)
+            if k not in keys:
+                keys.append(k)
+        kind = rng.choice(["num7", "num7", "num", "dash", "code"])
+        vals = [rvalue(rng, kind) for _ in keys]
+        lines = [W.statement(rng, f"{label} for {k}", v) for k, v in zip(keys, vals)]
+        ask = n if missing else rng.randrange(n)
+        ask_q = lambda i: W.question(rng, f"{label} for {keys[i]}")
+        extra = [(ask_q(i), vals[i]) for i in rng.sample(range(n), min(n, 3)) if i != ask]
+        if not missing and rng.random() < 0.4:
+            extra.append((ask_q(n), "not found"))
+        rng.shuffle(extra)
+        placed = lines[:n]
+        rng.shuffle(placed)
+        di = len(docs) - 1 if late else rng.randrange(len(docs))
+        for ln in placed:
+            self._place(rng, docs, [ln], late, di if rng.random() < 0.5 else None)
+        return dict(docs=docs, question=ask_q(ask), answer="not found" if missing else vals[ask],
+                    needle=None if missing else lines[ask], extra=extra)
+
     def t_kv(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, max(1, n_docs - 1), nchars * 0.7)
         path = doc_path(rng, "conf")
@@ -371,6 +423,9 @@ class Gen:
         else:
             docs.insert(rng.randrange(len(docs) + 1), [path, conf_text])
         def ask_kv(k):
+            if rng.random() < VARIED:
+                thing = rng.choice([f"value of {k}", f"value of `{k}`", f"{k} value", f"{k} setting", f"setting {k}"])
+                return W.question(rng, thing + (f" in {path}" if rng.random() < 0.3 else ""))
             return rng.choice([f"What is the value of {k}?", f"What is {k} set to in {path}?", f"What is `{k}`?",
                                f"What value does {k} have?", f"In {path}, what is {k}?"])
         q = ask_kv(keys[ask])
@@ -383,16 +438,19 @@ class Gen:
 
     def t_fact(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
+        varied = rng.random() < VARIED
         ents = []
         for _ in range(rng.randint(2, 5)):
-            ents.append(f"{rng.choice(ENT_KIND)} {rname(rng)}")
-        attrs = rng.sample(ATTRS, rng.randint(1, 3))
+            ents.append(W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}")
+        attrs = rng.sample(ATTRS + W.MORE_ATTRS if varied else ATTRS, rng.randint(1, 3))
         facts = []
         for e in ents:
             for a, kind in attrs:
                 if rng.random() < 0.7 or not facts:
                     facts.append((e, a, rvalue(rng, kind)))
         def say(e, a, v):
+            if varied:
+                return W.fact_statement(rng, e, a, v)
             E = e[0].upper() + e[1:]
             return rng.choice([f"The {a} of {e} is {v}.", f"{v} is the {a} of {e}.", f"For {e}, the {a} is {v}.",
                                f"{E} has {v} as its {a}.", f"It is recorded that the {a} of {e} is {v}."])
@@ -406,8 +464,10 @@ class Gen:
             if cand and rng.random() < 0.5:
                 e, a = rng.choice(cand)
             else:
-                e = f"{rng.choice(ENT_KIND)} {rname(rng)}"
+                e = W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}"
         def ask_fact(e, a):
+            if varied and rng.random() < 0.7:
+                return W.question(rng, f"{a} of {e}")
             return rng.choice([f"What is the {a} of {e}?", f"What is the {a} of {e}? Answer with the value only."])
         extra = [(ask_fact(f[0], f[1]), f[2]) for i, f in enumerate(facts) if i != ask_i]
         extra = rng.sample(extra, min(len(extra), 4))
@@ -415,12 +475,18 @@ class Gen:
         if not missing and unstated and rng.random() < 0.4:
             extra.append((ask_fact(*rng.choice(unstated)), "not found"))
         rng.shuffle(extra)
+        # The needle is the very sentence placed (say() draws a new wording on every call).
+        needle = lines[ask_i]
+        if varied and rng.random() < 0.4:
+            # one paragraph per entity: all its facts on one line, the asked one among them
+            lines = [" ".join(ln for f, ln in zip(facts, lines) if f[0] == x) for x in ents]
+            lines = [ln for ln in lines if ln]
         rng.shuffle(lines)
         di = len(docs) - 1 if late else rng.randrange(len(docs))
         for ln in lines:
             self._place(rng, docs, [ln], late, di)
         q = ask_fact(e, a)
-        return dict(docs=docs, question=q, answer="not found" if missing else v, needle=None if missing else say(e, a, v),
+        return dict(docs=docs, question=q, answer="not found" if missing else v, needle=None if missing else needle,
                     extra=[x for x in extra if x[0] != q])
 
     def t_span(self, rng, nchars, n_docs, missing, late):

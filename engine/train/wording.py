@@ -1,0 +1,164 @@
+"""A small grammar of question and statement wordings, so the model learns lookup rather than a handful of templates.
+
+v3 was trained on ~4 question templates per task and scored well on those but answered "not found" to most wordings it
+had not seen (EVALUATION.md). Every function here composes a wording from independent parts (opener, object, place,
+instruction, punctuation/case noise), so a run sees hundreds of forms. The evaluation harness's templates live in
+engine/eval/tasks.ts and are *not* reproduced here: `HELD_OUT` lists its fixed question strings (those that take no key)
+and `question()` never returns one of them; engine/train/README.md reports a leak count over sampled training questions.
+"""
+
+# Fixed (key-free) question strings of the held-out harness: excluded so the eval stays a test of paraphrase.
+HELD_OUT = {
+    "Which number is the passkey?",
+    "Tell me the passkey that is hidden in the text.",
+    "What passkey do the documents give?",
+}
+
+_WHERE = ["", "", "", " in the documents", " in the text", " in these files", " according to the documents",
+          " stated in the notes", " given above", " written in the files", " mentioned here", " from the provided files",
+          " in the material above", " that the text states", " recorded in the documents"]
+_TAIL = ["", "", "", "", " Answer with the value only.", " Reply with just the value.", " Only the value, please.",
+         " Be brief.", " Give only the answer.", " Just the value."]
+
+
+def _noise(rng, q):
+    r = rng.random()
+    if r < 0.06:
+        q = q[0].lower() + q[1:]
+    elif r < 0.10:
+        q = q.rstrip("?.") if q.endswith(("?", ".")) else q
+    return q
+
+
+def question(rng, thing, bare=None):
+    """A question asking for the value of `thing` ("pass key", "port of the api service", "value of MAX_SIZE").
+
+    `bare` is the head noun without qualifiers (e.g. "passkey") for forms like "Which passkey is given?"; None when the
+    thing is a relation ("founder of project X") that only reads well with the full phrase.
+    """
+    for _ in range(8):
+        where = rng.choice(_WHERE)
+        forms = [
+            f"What is the {thing}{where}?",
+            f"What's the {thing}{where}?",
+            f"Tell me the {thing}{where}.",
+            f"Give me the {thing}{where}.",
+            f"Find the {thing}{where}.",
+            f"Look up the {thing}{where}.",
+            f"Please state the {thing}{where}.",
+            f"I need the {thing}{where}.",
+            f"Can you tell me the {thing}{where}?",
+            f"Could you find the {thing}{where}?",
+            f"Do you know the {thing}{where}?",
+            f"Report the {thing}{where}.",
+            f"What does the text say the {thing} is?",
+            f"According to the documents, what is the {thing}?",
+            f"Which value is the {thing}{where}?",
+            f"What value is given for the {thing}{where}?",
+            f"The {thing}{where}: what is it?",
+            f"{thing[0].upper() + thing[1:]}{where}?",
+        ]
+        if bare:
+            forms += [f"Which {bare} is given{where}?", f"What {bare} is stated{where}?", f"What {bare} appears{where}?",
+                      f"Which {bare} does the text contain?", f"What {bare} do the notes mention?",
+                      f"Tell me which {bare} is written down{where}."]
+        q = _noise(rng, rng.choice(forms) + rng.choice(_TAIL))
+        if q not in HELD_OUT:
+            return q
+    return f"What is the {thing}?"
+
+
+def statement(rng, noun, value):
+    """A line stating that `noun` (e.g. "secret code for amber-falcon") has `value`."""
+    N = noun[0].upper() + noun[1:]
+    return rng.choice([
+        f"The {noun} is {value}.",
+        f"{N}: {value}",
+        f"{N} = {value}",
+        f"{N} -> {value}",
+        f"({noun}: {value})",
+        f"{value} is the {noun}.",
+        f"Note: the {noun} is {value}.",
+        f"Keep this safe: {noun} {value}.",
+        f"The {noun} you need is {value}.",
+        f"Remember, the {noun} is {value}.",
+        f"For reference, {noun}: {value}",
+        f"Write it down: the {noun} is {value}.",
+        f"{N} is set to {value}.",
+        f"We were told the {noun} is {value}.",
+        f"{value} - that is the {noun}.",
+        f"Important: {noun} {value}",
+        f"The {noun} has been set to {value}; do not share it.",
+        f"If anyone asks, the {noun} is {value}.",
+    ])
+
+
+def fact_statement(rng, e, a, v):
+    """A prose sentence stating attribute `a` of entity `e` is `v` (e like "the city of Marla", "project Quenton")."""
+    E = e[0].upper() + e[1:]
+    src = rng.choice(["census", "ledger", "handbook", "archive", "yearbook", "inventory", "minutes", "gazette"])
+    return rng.choice([
+        f"The {a} of {e} is {v}.", f"{v} is the {a} of {e}.", f"For {e}, the {a} is {v}.", f"{E} has {v} as its {a}.",
+        f"It is recorded that the {a} of {e} is {v}.",
+        f"According to the {src}, the {a} of {e} is {v}.",
+        f"{E}'s {a} is {v}.",
+        f"The {src} lists the {a} of {e}: {v}.",
+        f"{E}'s {a}: {v}.",
+        f"The {a} for {e} was given as {v}.",
+        f"Ask anyone in {e} and they will tell you the {a} is {v}.",
+        f"{E} reports its {a} as {v}.",
+        f"As for {e}, its {a} is {v}.",
+        f"By the {src}'s account, {e} has the {a} {v}.",
+        f"Most people know that the {a} of {e} is {v}.",
+    ])
+
+
+# Entities and attributes beyond data.py's lists, for "what is the A of E" questions in new shapes.
+PLACE = ["harbour", "observatory", "mill", "guild", "station", "orchard", "lighthouse", "brewery", "academy", "museum",
+         "bakery", "foundry", "quarry", "monastery", "theatre", "depot", "clinic", "ferry", "market", "workshop"]
+MORE_ATTRS = [  # (attribute phrase, value kind from data.rvalue or the kinds below)
+    ("head gardener", "person"), ("radio frequency", "freq"), ("gate code", "tag"), ("postcode", "zip"),
+    ("phone extension", "ext"), ("slogan", "phrase"), ("head of security", "person"), ("year of opening", "year"),
+    ("fleet number", "tag"), ("tax number", "num"), ("map reference", "tag"), ("chief cook", "person"),
+    ("oldest member", "person"), ("ticket price", "money"), ("bell count", "num3"), ("motto", "phrase"),
+    ("harbour master", "person"), ("registration mark", "tag"), ("founding date", "year"), ("secretary", "person")]
+LABEL_ADJ = ["secret", "special", "hidden", "reference", "assigned", "lucky", "official", "private", "backup",
+             "emergency", "internal", "personal"]
+LABEL_NOUN = ["number", "code", "value", "id", "pin", "token", "key"]
+
+
+def extra_value(rng, kind, words, rname):
+    if kind == "freq":
+        return f"{rng.randint(88, 170)}.{rng.randint(0, 99):02d} MHz"
+    if kind == "tag":
+        L = "BCDFGHJKLMNPRSTVWXZ"
+        return f"{rng.choice(L)}{rng.choice(L)}-{rng.randint(100, 999)}"
+    if kind == "zip":
+        return str(rng.randint(10000, 99999))
+    if kind == "ext":
+        return str(rng.randint(1000, 9999))
+    if kind == "phrase":
+        return " ".join(rng.sample(words, rng.randint(2, 3)))
+    return None
+
+
+def entity(rng, rname, ent_kind):
+    """An entity name: data.py's "the city of X" shapes or new "the X harbour" / "X station" shapes."""
+    r = rng.random()
+    if r < 0.45:
+        return f"{rng.choice(ent_kind)} {rname(rng)}"
+    if r < 0.85:
+        return f"the {rname(rng)} {rng.choice(PLACE)}"
+    return f"{rname(rng)} {rng.choice(PLACE).capitalize()}"
+
+
+def label_key(rng, words, first=None):
+    """A key for labelled values: "amber-falcon", "amber falcon", "AMBER-7"; `first` fixes the first word."""
+    a = first or rng.choice(words)
+    b = rng.choice([w for w in words if w != a])
+    r = rng.random()
+    if r < 0.6:
+        return f"{a}-{b}"
+    if r < 0.8:
+        return f"{a} {b}"
+    return f"{a}-{rng.randint(2, 99)}"
