@@ -1,6 +1,6 @@
 // `attend ask`: streams an answer about files to stdout, then the attributed passages and what the cache saved.
 import * as path from 'node:path';
-import { Engine } from './engine';
+import { DEFAULT_LEXICAL_WEIGHT, Engine } from './engine';
 import { defaultCacheDir } from './kvstore';
 import { gatherSources, DEFAULT_MAX_FILE_BYTES } from './sources';
 import { type Command, UsageError, displayPath, formatTable, parseCommandArgs, positiveInt, resolveModelDir } from './cli-common';
@@ -14,7 +14,7 @@ function nonNegativeInt(value: string | undefined, flag: string): number | undef
 export const askCommand: Command = {
   summary: 'answer a question about files, streaming, then list the attributed passages',
   usage:
-    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K | --no-memory] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
+    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K] [--memory-lexical-weight W] [--no-memory] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
   async run(args, ctx) {
     const { values, positionals } = parseCommandArgs(args, {
       model: { type: 'string' },
@@ -23,6 +23,7 @@ export const askCommand: Command = {
       window: { type: 'string' },
       sinks: { type: 'string' },
       'memory-top-k': { type: 'string' },
+      'memory-lexical-weight': { type: 'string' },
       'no-memory': { type: 'boolean' },
       cache: { type: 'string' },
       'no-cache': { type: 'boolean' },
@@ -46,13 +47,16 @@ export const askCommand: Command = {
     const sinks = nonNegativeInt(values.sinks, '--sinks');
     const topK = positiveInt(values['memory-top-k'], '--memory-top-k');
     const threads = positiveInt(values.threads, '--threads');
+    const lw = values['memory-lexical-weight'];
+    if (lw !== undefined && !/^\d+(\.\d+)?$/.test(lw)) throw new UsageError(`--memory-lexical-weight must be a number >= 0, got "${lw}"`);
+    const lexicalWeight = lw === undefined ? undefined : Number(lw);
     const engine = await Engine.load({
       modelDir,
       ...(window !== undefined ? { window } : {}),
       ...(sinks !== undefined ? { sinks } : {}),
       ...(threads !== undefined ? { threads } : {}),
       cacheDir: values['no-cache'] ? null : path.resolve(cwd, values.cache ?? defaultCacheDir()),
-      memory: values['no-memory'] ? null : { topK: topK ?? 4 },
+      memory: values['no-memory'] ? null : { topK: topK ?? 4, lexicalWeight: lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
       warn: (m) => ctx.io.stderr(`${m}\n`),
     });
     try {

@@ -3,6 +3,7 @@
 import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
 import { insertPinned, type KvState } from './runtime/kv';
+import { lexicalScores, shares } from './lexical';
 import { blockHashes, type KvBlock, type KvBlockStore } from './kvstore';
 import { relocatedBatch, rerotateKeys, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 import type { BlockSummary } from './block-summary';
@@ -48,6 +49,13 @@ export interface PrefillDeps {
   readonly scorer: BlockScorer | null;
   /** Block memory's weight per (layer, head), l * nHeads + h (retrieval-heads.ts); null weighs heads equally. */
   readonly headWeights?: Float64Array | null;
+  /**
+   * Weight of a block's lexical share (BM25 of the question's tokens, lexical.ts) against its attention share when
+   * block memory ranks far blocks; 0 ranks by attention alone. Both shares sum to 1 over the blocks.
+   */
+  readonly lexicalWeight?: number;
+  /** Token id -> term id for lexical matching (case and leading space folded); identity when absent. */
+  readonly termOf?: (id: number) => number;
   readonly invFreq: Float32Array;
   readonly warn: (msg: string) => void;
 }
@@ -310,6 +318,18 @@ export class Prefiller {
     // 1. Shortlist by representative keys, so a warm ask does not read every stored block in full. On the eval's
     //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
     //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
+    // 0. Lexical shares: the question's tokens against each candidate's (already in memory: the context ids).
+    const lexW = this.d.lexicalWeight ?? 0;
+    const termOf = this.d.termOf ?? ((id: number) => id);
+    const lex =
+      lexW > 0
+        ? shares(
+            lexicalScores(
+              question.map(termOf),
+              candidateIdx.map((b) => ctx.slice(b * B, (b + 1) * B).map(termOf)),
+            ),
+          )
+        : new Float64Array(candidateIdx.length);
     let shortlist = Array.from(candidateIdx.keys());
     const shortlistSize = Math.max(16, 4 * topK);
     if (candidateIdx.length > shortlistSize) {
@@ -325,7 +345,11 @@ export class Prefiller {
         candidateIdx.length, // summaries are small: one scorer run per layer for all of them
         weights,
       );
-      shortlist = topBlocks(rough, shortlistSize);
+      const roughShare = shares(rough);
+      shortlist = topBlocks(
+        roughShare.map((a, i) => a + lexW * lex[i]),
+        shortlistSize,
+      );
     }
     // 2. Rank the shortlist by all of its keys.
     const exact = await scorer.score(
@@ -342,8 +366,9 @@ export class Prefiller {
       32,
       weights,
     );
+    const exactShare = shares(exact);
     const scores = new Float64Array(candidateIdx.length);
-    shortlist.forEach((i, j) => (scores[i] = exact[j]));
+    shortlist.forEach((i, j) => (scores[i] = exactShare[j] + lexW * lex[i]));
     const load = (b: number): MemoryBlock | null => {
       const blk = readFull(b);
       if (!blk) return null;

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, displayPath, resolveModelDir, type CliContext, type Command } from '../cli-common';
+import { DEFAULT_LEXICAL_WEIGHT } from '../engine';
 import { DEFAULT_DOC_ROOT, FileCorpus } from './corpus';
 import { DEFAULT_RATIOS, defaultN, runEval, type EvalProgress } from './harness';
 import { renderMarkdown, ratioLabel } from './report';
@@ -11,7 +12,7 @@ import type { MemoryMode } from './score';
 
 const USAGE =
   'attend eval [--model DIR] [--tasks passkey,niah,multikey,lookup,notfound] [--lengths 0.25,0.5,1,4,16,64] [--n N] ' +
-  '[--memory on|off|both] [--top-k K] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--docs DIR] ' +
+  '[--memory on|off|both] [--top-k K] [--lexical-weight W] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--docs DIR] ' +
   '[--out FILE] [--md FILE] [--quiet]';
 
 export interface EvalArgs {
@@ -21,6 +22,7 @@ export interface EvalArgs {
   readonly n?: number;
   readonly modes: MemoryMode[];
   readonly topK: number;
+  readonly lexicalWeight: number;
   readonly seed: string;
   readonly window?: number;
   readonly threads?: number;
@@ -46,6 +48,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
         n: { type: 'string' },
         memory: { type: 'string' },
         'top-k': { type: 'string' },
+        'lexical-weight': { type: 'string' },
         seed: { type: 'string' },
         window: { type: 'string' },
         threads: { type: 'string' },
@@ -64,6 +67,11 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
     if (s === undefined) return undefined;
     if (!/^\d+$/.test(s) || Number(s) <= 0 || !Number.isSafeInteger(Number(s)))
       throw usageError(`${flag} must be a positive integer, got "${s}"`);
+    return Number(s);
+  };
+  const weight = (s: string | undefined): number => {
+    if (s === undefined) return DEFAULT_LEXICAL_WEIGHT;
+    if (!/^\d+(\.\d+)?$/.test(s)) throw usageError(`--lexical-weight must be a number >= 0, got "${s}"`);
     return Number(s);
   };
   const list = (s: string): string[] =>
@@ -92,6 +100,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
     ...(v.n !== undefined ? { n: int(v.n, '--n') } : {}),
     modes,
     topK: int(v['top-k'], '--top-k') ?? 4,
+    lexicalWeight: weight(v['lexical-weight']),
     seed: v.seed ?? '1',
     ...(v.window !== undefined ? { window: int(v.window, '--window') } : {}),
     ...(v.threads !== undefined ? { threads: int(v.threads, '--threads') } : {}),
@@ -132,6 +141,7 @@ export const evalCommand: Command = {
         modes: a.modes,
         seed: a.seed,
         topK: a.topK,
+        lexicalWeight: a.lexicalWeight,
         ...(a.window !== undefined ? { window: a.window } : {}),
         ...(a.threads !== undefined ? { threads: a.threads } : {}),
         maxNewTokens: a.maxNewTokens,

@@ -1,7 +1,7 @@
 // The evaluation loop: generate every example once, then ask each engine mode (block memory off / on) the same
 // examples, scoring answers and attributions. Library code: the CLI, tests and scripts all call runEval.
 import * as os from 'node:os';
-import { Engine, resolveAttention, type EngineOptions } from '../engine';
+import { DEFAULT_LEXICAL_WEIGHT, Engine, resolveAttention, type EngineOptions } from '../engine';
 import { loadConfig } from '../config';
 import { loadTokenizer } from '../tokenizer';
 import { loadChatTemplate, renderChat } from '../chat';
@@ -13,7 +13,7 @@ import { attributionHit, exactMatch, lineChance, summarize, type CellSummary, ty
 /** Options the runtime is adding to EngineOptions (persistent KV cache, block memory); spelled here until they land. */
 export type EvalEngineOptions = EngineOptions & {
   readonly cacheDir?: string | null;
-  readonly memory?: { readonly topK: number } | null;
+  readonly memory?: { readonly topK: number; readonly lexicalWeight?: number } | null;
 };
 
 /** Measures prompts exactly as Engine.buildPrompt does, without loading the ONNX decoder. */
@@ -60,6 +60,8 @@ export interface EvalPlan {
   readonly modes: readonly MemoryMode[];
   readonly seed: string | number;
   readonly topK: number;
+  /** Block memory's lexical weight (Engine DEFAULT_LEXICAL_WEIGHT when absent). */
+  readonly lexicalWeight?: number;
   readonly window?: number;
   readonly threads?: number;
   readonly chunkSize?: number;
@@ -90,6 +92,8 @@ export interface EvalRun {
     readonly modes: readonly MemoryMode[];
     readonly seed: string | number;
     readonly topK: number;
+    /** Absent in runs from before lexical ranking (attention only). */
+    readonly lexicalWeight?: number;
     readonly maxNewTokens: number;
     readonly threads: number | null;
     readonly chunkSize: number | null;
@@ -161,7 +165,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       modelDir: plan.modelDir,
       window,
       cacheDir: null, // timings must be computation, never a disk hit
-      memory: mode === 'on' ? { topK: plan.topK } : null,
+      memory: mode === 'on' ? { topK: plan.topK, lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT } : null,
       ...(plan.threads !== undefined ? { threads: plan.threads } : {}),
       ...(plan.chunkSize !== undefined ? { chunkSize: plan.chunkSize } : {}),
     };
@@ -232,6 +236,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       modes: plan.modes,
       seed: plan.seed,
       topK: plan.topK,
+      lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
       maxNewTokens: plan.maxNewTokens,
       threads: plan.threads ?? null,
       chunkSize: plan.chunkSize ?? null,

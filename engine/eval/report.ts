@@ -27,7 +27,9 @@ function lengthHeader(run: EvalRun): string[] {
 }
 
 function modeTitle(mode: MemoryMode, run: EvalRun): string {
-  return mode === 'on' ? `block memory on (top-${run.settings.topK} blocks)` : 'block memory off (sinks + window only)';
+  return mode === 'on'
+    ? `block memory on (top-${run.settings.topK} blocks, lexical weight ${run.settings.lexicalWeight ?? 0})`
+    : 'block memory off (sinks + window only)';
 }
 
 export function renderMarkdown(run: EvalRun): string {
@@ -48,6 +50,7 @@ export function renderMarkdown(run: EvalRun): string {
     `--memory ${s.modes.length === 2 ? 'both' : s.modes[0]}`,
     `--seed ${s.seed}`,
     `--top-k ${s.topK}`,
+    `--lexical-weight ${s.lexicalWeight ?? 0}`,
   ];
   const ns = new Set(Object.values(s.nPerRatio));
   if (ns.size === 1) cmd.push(`--n ${[...ns][0]}`);

@@ -27,6 +27,7 @@ async function setup(
   memoryTopK: number | null = null,
   warn: (m: string) => void = () => {},
   headWeights: Float64Array | null = null,
+  lexicalWeight = 0,
 ) {
   const decoder = await Decoder.create(cfg, randomCheckpoint(cfg, 3), { attention: spec, forceBiasMask: true });
   const store = new KvBlockStore(dir, { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'ab'.repeat(32), warn });
@@ -42,6 +43,7 @@ async function setup(
     invFreq: ropeInverseFrequencies(cfg),
     warn,
     headWeights,
+    lexicalWeight,
   });
   return { decoder, store, prefiller };
 }
@@ -221,6 +223,29 @@ test('block memory probes with every question token, or with the last one when h
       assert.equal(call.nQuestion, weights ? 1 : 10);
       assert.equal(call.weights, weights);
     }
+    await s.decoder.dispose();
+  }
+});
+
+test('block memory with a lexical weight brings back the far block that repeats the words of the question', async () => {
+  // The attention scores are replaced by ones that favour the latest blocks, so only the lexical share can point at
+  // the planted block.
+  const prompt = ids(620, 9);
+  const phrase = [5, 17, 29, 41, 53];
+  const at = 10 * B + 3; // inside block 10, far outside the window
+  prompt.splice(at, phrase.length, ...phrase);
+  prompt.splice(610, 10, 1, 2, ...phrase, 3, 4, 6); // the question repeats the phrase
+  for (const [weight, expectHit] of [
+    [8, true],
+    [0, false],
+  ] as const) {
+    const s = await setup(tmp(), 2, () => {}, null, weight);
+    const scorer = (s.prefiller as unknown as { d: { scorer: BlockScorer } }).d.scorer;
+    scorer.score = (_q, _n, count) => Promise.resolve(Float64Array.from({ length: count }, (_, i) => 1 + i));
+    const r = await s.prefiller.run(prompt, 610, {});
+    assert.equal(r.retrieved.length, 2);
+    const hit = r.retrieved.some((b) => b.start <= at && at < b.end);
+    assert.equal(hit, expectHit, `weight ${weight}: retrieved ${r.retrieved.map((b) => b.start).join(', ')}`);
     await s.decoder.dispose();
   }
 });

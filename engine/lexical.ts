@@ -1,0 +1,71 @@
+// Lexical block scores for block memory: BM25 over token ids, question against each stored block.
+
+/**
+ * BM25 (k1 = 1.2, blocks of equal length so no length normalisation) of each block against the question's distinct
+ * token unigrams and bigrams, with document frequencies counted over the given blocks. Token ids are the tokenizer's,
+ * so no vocabulary or language is assumed; a bigram (two question tokens in a row, found in a row in the block) is
+ * what makes a multi-token key like `brisk-lantern` or `MAX_POOL_SIZE` specific. Terms found in no block add nothing,
+ * and a term found in every block adds little (its IDF is ln(1 + 0.5 / (n + 0.5))).
+ */
+export function lexicalScores(question: ArrayLike<number>, blocks: readonly ArrayLike<number>[]): Float64Array {
+  const terms = new Map<string, number>(); // term -> index
+  const key1 = (a: number): string => String(a);
+  const key2 = (a: number, b: number): string => `${a},${b}`;
+  for (let i = 0; i < question.length; i++) {
+    for (const t of i + 1 < question.length ? [key1(question[i]), key2(question[i], question[i + 1])] : [key1(question[i])]) {
+      if (!terms.has(t)) terms.set(t, terms.size);
+    }
+  }
+  const n = blocks.length;
+  const tf = blocks.map((ids) => {
+    const counts = new Map<number, number>();
+    const bump = (t: string): void => {
+      const j = terms.get(t);
+      if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
+    };
+    for (let i = 0; i < ids.length; i++) {
+      bump(key1(ids[i]));
+      if (i + 1 < ids.length) bump(key2(ids[i], ids[i + 1]));
+    }
+    return counts;
+  });
+  const df = new Float64Array(terms.size);
+  for (const counts of tf) for (const j of counts.keys()) df[j]++;
+  const k1 = 1.2;
+  const scores = new Float64Array(n);
+  tf.forEach((counts, b) => {
+    let s = 0;
+    for (const [j, f] of counts) s += Math.log(1 + (n - df[j] + 0.5) / (df[j] + 0.5)) * ((f * (k1 + 1)) / (f + k1));
+    scores[b] = s;
+  });
+  return scores;
+}
+
+/** Scores scaled to sum to 1 (all zeros stay zeros). */
+export function shares(scores: ArrayLike<number>): Float64Array {
+  let total = 0;
+  for (let i = 0; i < scores.length; i++) total += scores[i];
+  const out = new Float64Array(scores.length);
+  if (total > 0) for (let i = 0; i < scores.length; i++) out[i] = scores[i] / total;
+  return out;
+}
+
+/**
+ * Token id -> term id for lexical matching: ids whose text is the same word up to case and surrounding whitespace
+ * (` passkey`, `Passkey`, `passkey`) share a term, so a question matches a document however a tokenizer spelled it.
+ * Memoised per id; `decode` is the tokenizer's single-id decode.
+ */
+export function termFolder(decode: (id: number) => string): (id: number) => number {
+  const byText = new Map<string, number>();
+  const byId = new Map<number, number>();
+  return (id) => {
+    let t = byId.get(id);
+    if (t === undefined) {
+      const text = decode(id).trim().toLowerCase();
+      t = text === '' ? id : (byText.get(text) ?? id);
+      if (text !== '' && !byText.has(text)) byText.set(text, id);
+      byId.set(id, t);
+    }
+    return t;
+  };
+}
