@@ -1,6 +1,6 @@
 // `attend ask`: streams an answer about files to stdout, then the attributed passages and what the cache saved.
 import * as path from 'node:path';
-import { DEFAULT_LEXICAL_WEIGHT, Engine } from './engine';
+import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine } from './engine';
 import { defaultCacheDir } from './kvstore';
 import { gatherSources, DEFAULT_MAX_FILE_BYTES } from './sources';
 import { type Command, UsageError, displayPath, formatTable, parseCommandArgs, positiveInt, resolveModelDir } from './cli-common';
@@ -56,7 +56,7 @@ export const askCommand: Command = {
       ...(sinks !== undefined ? { sinks } : {}),
       ...(threads !== undefined ? { threads } : {}),
       cacheDir: values['no-cache'] ? null : path.resolve(cwd, values.cache ?? defaultCacheDir()),
-      memory: values['no-memory'] ? null : { topK: topK ?? 4, lexicalWeight: lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
+      memory: values['no-memory'] ? null : { topK: topK ?? DEFAULT_MEMORY_TOP_K, lexicalWeight: lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
       warn: (m) => ctx.io.stderr(`${m}\n`),
     });
     try {

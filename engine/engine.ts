@@ -116,6 +116,8 @@ export function resolveAttention(cfg: ModelConfig, opts: Pick<EngineOptions, 'wi
  * tokens put it first in 18 of 20.
  */
 export const DEFAULT_LEXICAL_WEIGHT = 2;
+/** Far blocks block memory brings back per question by default. */
+export const DEFAULT_MEMORY_TOP_K = 4;
 
 export class Engine {
   private constructor(
@@ -143,7 +145,10 @@ export class Engine {
     const frame = loadPromptFrame(dir);
     const attention = resolveAttention(cfg, opts);
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_TOKENS;
-    const memory = opts.memory === undefined ? { topK: 4 } : opts.memory;
+    const memory = opts.memory === undefined ? { topK: DEFAULT_MEMORY_TOP_K } : opts.memory;
+    if (memory && !(Number.isInteger(memory.topK) && memory.topK > 0))
+      throw new Error(`memory top-k ${memory.topK} is not a positive integer`);
+    if (!(Number.isInteger(blockSize) && blockSize > 0)) throw new Error(`block size ${blockSize} is not a positive integer`);
     const lexicalWeight = memory?.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT;
     if (!(lexicalWeight >= 0 && Number.isFinite(lexicalWeight)))
       throw new Error(`memory lexical weight ${lexicalWeight} is not a number >= 0`);

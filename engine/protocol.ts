@@ -77,6 +77,12 @@ export interface LoadParams {
   readonly cacheDir?: string | null;
   /** Disk budget of the KV cache in bytes; null = the engine's default. */
   readonly cacheMaxBytes?: number | null;
+  /** Tokens per KV-cache block (and block-memory block); absent = the engine's default. */
+  readonly blockSize?: number;
+  /** Far blocks block memory brings back per question; 0 = block memory off; absent = the engine's default. */
+  readonly memoryTopK?: number;
+  /** Block memory's lexical weight (Engine DEFAULT_LEXICAL_WEIGHT when absent). */
+  readonly memoryLexicalWeight?: number;
 }
 
 export interface ModelInfo {
@@ -456,9 +462,19 @@ export function isLoadParams(x: unknown): x is LoadParams {
     typeof x['weights'] === 'boolean' &&
     (x['threads'] === undefined || (isNat(x['threads']) && x['threads'] > 0)) &&
     (x['cacheDir'] === undefined || x['cacheDir'] === null || (isStr(x['cacheDir'], 4096) && x['cacheDir'] !== '')) &&
-    (x['cacheMaxBytes'] === undefined || x['cacheMaxBytes'] === null || (isNat(x['cacheMaxBytes']) && x['cacheMaxBytes'] > 0))
+    (x['cacheMaxBytes'] === undefined || x['cacheMaxBytes'] === null || (isNat(x['cacheMaxBytes']) && x['cacheMaxBytes'] > 0)) &&
+    (x['blockSize'] === undefined || (isNat(x['blockSize']) && x['blockSize'] >= MIN_BLOCK_SIZE && x['blockSize'] <= MAX_BLOCK_SIZE)) &&
+    (x['memoryTopK'] === undefined || (isNat(x['memoryTopK']) && x['memoryTopK'] <= MAX_MEMORY_TOP_K)) &&
+    (x['memoryLexicalWeight'] === undefined ||
+      (typeof x['memoryLexicalWeight'] === 'number' && x['memoryLexicalWeight'] >= 0 && x['memoryLexicalWeight'] <= MAX_LEXICAL_WEIGHT))
   );
 }
+
+/** Bounds of the block settings (package.json states the same). */
+export const MIN_BLOCK_SIZE = 16;
+export const MAX_BLOCK_SIZE = 4096;
+export const MAX_MEMORY_TOP_K = 64;
+export const MAX_LEXICAL_WEIGHT = 100;
 
 export function isCountTokensParams(x: unknown): x is CountTokensParams {
   return isObj(x) && isArrayOf(x['docs'], isWireDoc) && uniquePaths(x['docs']) && isStr(x['question'], MAX_QUESTION_CHARS);
@@ -601,6 +617,9 @@ export function sameLoadParams(a: LoadParams, b: LoadParams): boolean {
     a.sinks === b.sinks &&
     a.threads === b.threads &&
     (a.cacheDir ?? null) === (b.cacheDir ?? null) &&
-    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null)
+    (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null) &&
+    a.blockSize === b.blockSize &&
+    a.memoryTopK === b.memoryTopK &&
+    a.memoryLexicalWeight === b.memoryLexicalWeight
   );
 }

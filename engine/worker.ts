@@ -12,7 +12,7 @@ import {
   type CancellationToken,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
-import { Engine, CancelledError, checkVocabulary, resolveAttention } from './engine';
+import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine, CancelledError, checkVocabulary, resolveAttention } from './engine';
 import { loadConfig } from './config';
 import { loadTokenizer } from './tokenizer';
 import { DOC_FOOTER, QUESTION_PREFIX, docHeader, loadPromptFrame, type Prompt, type PromptFrame } from './prompt';
@@ -153,6 +153,17 @@ export class Worker {
         ...(l.params.threads ? { threads: l.params.threads } : {}),
         cacheDir: l.params.cacheDir ?? null,
         ...(l.params.cacheMaxBytes ? { cacheMaxBytes: l.params.cacheMaxBytes } : {}),
+        ...(l.params.blockSize !== undefined ? { blockSize: l.params.blockSize } : {}),
+        ...(l.params.memoryTopK === 0
+          ? { memory: null }
+          : l.params.memoryTopK !== undefined || l.params.memoryLexicalWeight !== undefined
+            ? {
+                memory: {
+                  topK: l.params.memoryTopK ?? DEFAULT_MEMORY_TOP_K,
+                  lexicalWeight: l.params.memoryLexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
+                },
+              }
+            : {}),
         warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { chooseModelPath } from './modelSetting';
+import { MAX_BLOCK_SIZE, MAX_LEXICAL_WEIGHT, MAX_MEMORY_TOP_K, MIN_BLOCK_SIZE } from '../engine/protocol';
 
 export const SECTION = 'attend';
 
@@ -21,6 +22,10 @@ export interface AttendSettings {
   readonly exclude: readonly string[];
   readonly cacheMaxSizeMB: number;
   readonly cacheLocation: string;
+  /** null: the engine's defaults (not sent). */
+  readonly cacheBlockSize: number | null;
+  readonly memoryTopK: number | null;
+  readonly memoryLexicalWeight: number | null;
 }
 
 function positiveOrNull(v: unknown): number | null {
@@ -29,6 +34,15 @@ function positiveOrNull(v: unknown): number | null {
 
 function natOrNull(v: unknown): number | null {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
+}
+
+function numberOrNull(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** v when within [lo, hi], else null (the engine's default): an out-of-range value from settings.json is ignored. */
+function inRange(v: number | null, lo: number, hi: number): number | null {
+  return v !== null && v >= lo && v <= hi ? v : null;
 }
 
 function strings(v: unknown): string[] {
@@ -57,6 +71,9 @@ export function readSettings(extensionPath: string, globalStoragePath: string): 
     exclude: strings(cfg.get('exclude')),
     cacheMaxSizeMB: natOrNull(cfg.get('cache.maxSizeMB')) ?? 2048,
     cacheLocation: cacheLocation === '' ? path.join(globalStoragePath, 'kv-cache') : expandHome(cacheLocation),
+    cacheBlockSize: inRange(positiveOrNull(cfg.get('cache.blockSize')), MIN_BLOCK_SIZE, MAX_BLOCK_SIZE),
+    memoryTopK: inRange(natOrNull(cfg.get('memory.topK')), 0, MAX_MEMORY_TOP_K),
+    memoryLexicalWeight: inRange(numberOrNull(cfg.get('memory.lexicalWeight')), 0, MAX_LEXICAL_WEIGHT),
   };
 }
 

@@ -79,6 +79,9 @@ export class Ctx {
       weights: false,
       cacheDir: s.cacheLocation,
       cacheMaxBytes: s.cacheMaxSizeMB > 0 ? s.cacheMaxSizeMB * 1024 * 1024 : null,
+      ...(s.cacheBlockSize !== null ? { blockSize: s.cacheBlockSize } : {}),
+      ...(s.memoryTopK !== null ? { memoryTopK: s.memoryTopK } : {}),
+      ...(s.memoryLexicalWeight !== null ? { memoryLexicalWeight: s.memoryLexicalWeight } : {}),
     });
     return this.clientInstance;
   }

@@ -9,6 +9,7 @@ import {
   isTokenNotification,
   isWebviewState,
   isWebviewToExtensionMessage,
+  sameLoadParams,
   type AskResultWire,
   type MeterView,
   type WebviewState,
@@ -133,6 +134,24 @@ test('engine request params: ask', () => {
   assert.ok(engineParamsGuards.load({ modelDir: '/m', window: null, sinks: 4, weights: false }));
   assert.ok(!engineParamsGuards.load({ modelDir: '', window: null, sinks: 4, weights: false }));
   assert.ok(!engineParamsGuards.load({ modelDir: '/m', window: 0, sinks: 4, weights: false }));
+  const base = { modelDir: '/m', window: null, sinks: 4, weights: false };
+  assert.ok(engineParamsGuards.load({ ...base, blockSize: 64, memoryTopK: 0, memoryLexicalWeight: 1.5 }));
+  assert.ok(engineParamsGuards.load({ ...base, blockSize: 4096, memoryTopK: 64, memoryLexicalWeight: 0 }));
+  for (const bad of [
+    { blockSize: 8 },
+    { blockSize: 5000 },
+    { blockSize: 64.5 },
+    { memoryTopK: -1 },
+    { memoryTopK: 65 },
+    { memoryLexicalWeight: -1 },
+    { memoryLexicalWeight: '2' },
+    { memoryLexicalWeight: Infinity },
+  ])
+    assert.ok(!engineParamsGuards.load({ ...base, ...bad }), JSON.stringify(bad));
+  assert.ok(sameLoadParams({ ...base, memoryTopK: 4 }, { ...base, memoryTopK: 4 }));
+  assert.ok(!sameLoadParams({ ...base, memoryTopK: 4 }, { ...base, memoryTopK: 0 }));
+  assert.ok(!sameLoadParams({ ...base, blockSize: 64 }, base));
+  assert.ok(!sameLoadParams({ ...base, memoryLexicalWeight: 1 }, { ...base, memoryLexicalWeight: 2 }));
   assert.ok(engineParamsGuards.countTokens({ docs: [], question: '' }));
   assert.ok(!engineParamsGuards.countTokens({ docs: {}, question: '' }));
 });

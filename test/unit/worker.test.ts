@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { EngineClient, EngineRequestError } from '../../extension/engineClient';
 import type { TokenNotification, ProgressNotification } from '../../engine/protocol';
@@ -103,6 +104,32 @@ test('clearCache empties the engine cache: the next ask reuses nothing', { skip:
   const again = await client.ask({ askId: 'a3', docs: [{ path: 'a.txt', text: DOC }], question: 'What did she count?', maxNewTokens: 1 });
   assert.equal(again.reusedTokens, 0);
 });
+
+test(
+  'the block size setting reaches the KV cache: 16-token blocks are written where 128-token ones are not',
+  { skip: !hasFixture },
+  async () => {
+    for (const [blockSize, expectBlocks] of [
+      [16, true],
+      [undefined, false],
+    ] as const) {
+      const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-worker-blocks-'));
+      const c = new EngineClient({ workerPath: WORKER, execPath: process.execPath, log: () => {}, onDied: () => {} });
+      try {
+        c.setModel({ modelDir: MODEL, window: null, sinks: null, weights: false, cacheDir, ...(blockSize ? { blockSize } : {}) });
+        const r = await c.ask({ askId: 'b1', docs: [{ path: 'a.txt', text: DOC }], question: 'What did she count?', maxNewTokens: 1 });
+        assert.ok(r.promptTokens > 16 && r.promptTokens < 128, `prompt of ${r.promptTokens} tokens`);
+        const files = (dir: string): string[] =>
+          fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [e.name]));
+        const blocks = files(cacheDir).filter((f) => f.endsWith('.kv'));
+        assert.equal(blocks.length > 0, expectBlocks, `block size ${blockSize ?? 'default'}: ${blocks.length} block files`);
+      } finally {
+        await c.dispose();
+        fs.rmSync(cacheDir, { recursive: true, force: true });
+      }
+    }
+  },
+);
 
 test('malformed requests are rejected with a bad-request error', { skip: !hasFixture }, async () => {
   await assert.rejects(
