@@ -107,15 +107,44 @@ export async function retrievalHeads(
     // absent or unreadable: measure
   }
   const weights = await measureRetrievalHeads(decoder, tok, frame, window);
+  sweepTemps(dir, STALE_TEMP_MS);
+  const tmp = `${file}.${process.pid}.tmp`;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify({ version: CACHE_VERSION, window, weights: weights ? Array.from(weights) : null }));
     fs.renameSync(tmp, file);
   } catch {
     // a read-only cache: measured again next time
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* never written */
+    }
   }
   return weights;
+}
+
+/** A temp file older than this is a leftover of a process killed while writing (the write itself takes milliseconds). */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** Removes `retrieval-heads.json.<pid>.tmp` leftovers at least `olderThanMs` old. */
+function sweepTemps(dir: string, olderThanMs: number): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const name of names) {
+    if (!name.startsWith(`${CACHE_FILE}.`) || !name.endsWith('.tmp')) continue;
+    try {
+      const file = path.join(dir, name);
+      if (now - fs.statSync(file).mtimeMs >= olderThanMs) fs.unlinkSync(file);
+    } catch {
+      /* gone already */
+    }
+  }
 }
 
 /** Removes the stored weights (Clear Cache); the engine keeps the ones it loaded, and the next load measures again. */
@@ -125,4 +154,5 @@ export function forgetRetrievalHeads(dir: string): void {
   } catch {
     // not there
   }
+  sweepTemps(dir, 0);
 }

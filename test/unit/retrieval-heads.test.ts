@@ -10,7 +10,7 @@ import { loadConfig } from '../../engine/config';
 import { openCheckpoint } from '../../engine/safetensors';
 import { loadTokenizer } from '../../engine/tokenizer';
 import { assemblePrompt, loadPromptFrame } from '../../engine/prompt';
-import { calibrationDocs, measureRetrievalHeads, retrievalHeads } from '../../engine/retrieval-heads';
+import { calibrationDocs, forgetRetrievalHeads, measureRetrievalHeads, retrievalHeads } from '../../engine/retrieval-heads';
 import { scoreBlocks, topBlocks } from '../../engine/memory';
 import { testConfig } from './helpers/random-model';
 
@@ -70,6 +70,29 @@ test('retrieval-head weights are stored per model folder and read back; a damage
     fs.writeFileSync(file, '{"version": 1, "window": 512, "weights": [0.5, "x"');
     assert.deepEqual(await retrievalHeads(dir, decoder, tok, frame, 512), first);
     assert.equal((JSON.parse(fs.readFileSync(file, 'utf8')) as { weights: number[] }).weights.length, cfg.nLayers * cfg.nHeads);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await decoder.dispose();
+  }
+});
+
+test('temp files left by a killed writer: old ones are swept when measuring, all of them by Clear Cache', async () => {
+  const { decoder, tok, frame } = await builtIn();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-heads-'));
+  try {
+    const old = path.join(dir, 'retrieval-heads.json.4242.tmp');
+    const fresh = path.join(dir, 'retrieval-heads.json.4343.tmp');
+    const other = path.join(dir, 'unrelated.4242.tmp');
+    for (const f of [old, fresh, other]) fs.writeFileSync(f, '{');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    fs.utimesSync(old, twoHoursAgo, twoHoursAgo);
+    await retrievalHeads(dir, decoder, tok, frame, 512);
+    assert.ok(!fs.existsSync(old), 'an hour-old temp file is swept');
+    assert.ok(fs.existsSync(fresh), 'a fresh one may be another process writing right now');
+    assert.ok(!fs.readdirSync(dir).some((n) => n.endsWith(`.${process.pid}.tmp`)), 'no temp file of our own is left');
+    forgetRetrievalHeads(dir);
+    assert.ok(!fs.existsSync(fresh) && !fs.existsSync(path.join(dir, 'retrieval-heads.json')));
+    assert.ok(fs.existsSync(other), 'files that are not ours stay');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     await decoder.dispose();
