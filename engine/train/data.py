@@ -243,6 +243,16 @@ def key_style_for(path):
 
 
 # ---------------------------------------------------------------- tasks
+def extra_turns(rng, ask, vals, n, asked, missing, most):
+    """Further (question, answer) turns about items 0..n-1 (up to `most`, never the asked one), plus 40% of the time
+    one about item n, which is never written (answer "not found")."""
+    extra = [(ask(i), vals[i]) for i in rng.sample(range(n), min(n, most)) if i != asked]
+    if not missing and rng.random() < 0.4:
+        extra.append((ask(n), "not found"))
+    rng.shuffle(extra)
+    return extra
+
+
 class Gen:
     def __init__(self, corpus):
         self.c = corpus
@@ -349,10 +359,7 @@ class Gen:
             ask_other = lambda i: rng.choice(["What is the {w}?", "Which is the {w}?"]).format(w=what.format(L=labels[i]))
         else:
             ask_other = lambda i: f"What is the {attr[0]} of the {svc[i]} service?"
-        extra = [(ask_other(i), vals[i]) for i in rng.sample(range(n), min(n, 3)) if i != ask]
-        if not missing and rng.random() < 0.4:
-            extra.append((ask_other(n), "not found"))
-        rng.shuffle(extra)
+        extra = extra_turns(rng, ask_other, vals, n, ask, missing, 3)
         placed = lines[:n]
         rng.shuffle(placed)
         if late:
@@ -379,10 +386,7 @@ class Gen:
         lines = [W.statement(rng, f"{label} for {k}", v) for k, v in zip(keys, vals)]
         ask = n if missing else rng.randrange(n)
         ask_q = lambda i: W.question(rng, f"{label} for {keys[i]}")
-        extra = [(ask_q(i), vals[i]) for i in rng.sample(range(n), min(n, 3)) if i != ask]
-        if not missing and rng.random() < 0.4:
-            extra.append((ask_q(n), "not found"))
-        rng.shuffle(extra)
+        extra = extra_turns(rng, ask_q, vals, n, ask, missing, 3)
         placed = lines[:n]
         rng.shuffle(placed)
         di = len(docs) - 1 if late else rng.randrange(len(docs))
@@ -429,10 +433,7 @@ class Gen:
             return rng.choice([f"What is the value of {k}?", f"What is {k} set to in {path}?", f"What is `{k}`?",
                                f"What value does {k} have?", f"In {path}, what is {k}?"])
         q = ask_kv(keys[ask])
-        extra = [(ask_kv(keys[i]), vals[i]) for i in rng.sample(range(nk), min(nk, 4)) if i != ask]
-        if not missing and rng.random() < 0.4:
-            extra.append((ask_kv(keys[nk]), "not found"))  # keys[nk] is never written
-        rng.shuffle(extra)
+        extra = extra_turns(rng, lambda i: ask_kv(keys[i]), vals, nk, ask, missing, 4)  # keys[nk] is never written
         return dict(docs=docs, question=q, answer="not found" if missing else vals[ask],
                     needle=None if missing else keys[ask], extra=extra)
 
