@@ -218,6 +218,12 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) attentionSinks = v;
     else f.fail('attend_sink_tokens', `must be a non-negative integer, got ${show(v)}`);
   }
+  let sinkDistance: number | null = null;
+  if (f.has('attend_max_sink_distance')) {
+    const v = f.raw('attend_max_sink_distance');
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) sinkDistance = v;
+    else f.fail('attend_max_sink_distance', `must be a positive integer, got ${show(v)}`);
+  }
   return Object.freeze({
     family,
     hiddenSize,
@@ -237,6 +243,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     bosTokenId,
     eosTokenIds: Object.freeze(eosTokenIds),
     attentionSinks,
+    sinkDistance,
   });
 }
 

@@ -36,7 +36,7 @@ export const KV_FORMAT_VERSION = 2;
  * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
  * stop matching; it is hashed into the model fingerprint.
  */
-export const ENGINE_FORMAT_VERSION = 1;
+export const ENGINE_FORMAT_VERSION = 2; // 2: sinks' rotary positions shift past the trained sink distance
 /** Default number of tokens per block. */
 export const DEFAULT_BLOCK_TOKENS = 128;
 

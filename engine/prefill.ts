@@ -228,7 +228,9 @@ export class Prefiller {
     let last: StepResult | null = null;
     while (done < contextLength) {
       check();
-      const end = Math.min(done + chunk, contextLength);
+      // Chunks end on multiples of the chunk size, wherever the reuse stopped: the steps after a restore are then
+      // the ones a full prefill runs (the sinks' position shift depends on a step's last position, Decoder.sinkShift).
+      const end = Math.min((Math.floor(done / chunk) + 1) * chunk, contextLength);
       last = await decoder.step(state, ctx.slice(done, end), { captureNew: this.d.store !== null });
       if (last.newKv) this.writeBlocks(ctx, hashes, done, last.newKv);
       state = last.state;

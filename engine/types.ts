@@ -36,6 +36,11 @@ export interface ModelConfig {
   readonly eosTokenIds: readonly number[];
   /** Attention sinks the model was trained with (`attend_sink_tokens`, the built-in model's key); null = not stated. */
   readonly attentionSinks: number | null;
+  /**
+   * Longest query-to-sink distance the model was trained with (`attend_max_sink_distance`, the built-in model's key);
+   * null = max_position_embeddings. Past it the engine moves the sinks' rotary positions along (runtime/decoder.ts).
+   */
+  readonly sinkDistance: number | null;
 }
 
 /**

@@ -4,8 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { AttentionSpec, Checkpoint, ModelConfig } from '../types';
-import { buildDecoderGraph, type WeightFormat } from '../graph/decoder';
+import { buildDecoderGraph, ropeInverseFrequencies, type WeightFormat } from '../graph/decoder';
 import { IO } from '../graph/io';
+import { rerotateKeys } from '../memory';
 import { attentionBias, evictInvisible, evictionSlack, type KvShape, type KvState, emptyState } from './kv';
 
 export interface DecoderOptions {
@@ -46,6 +47,7 @@ export interface StepOptions {
 export class Decoder {
   readonly shape: KvShape;
   private readonly useBias: boolean;
+  private readonly invFreq: Float32Array;
 
   private constructor(
     readonly cfg: ModelConfig,
@@ -55,6 +57,20 @@ export class Decoder {
   ) {
     this.shape = { nLayers: cfg.nLayers, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim };
     this.useBias = useBias;
+    this.invFreq = ropeInverseFrequencies(cfg);
+  }
+
+  /**
+   * How far the sinks' rotary positions move for a step whose last query sits at `last`: 0 while every query is within
+   * the model's trained sink distance, else the overshoot. A model trained on short sequences has never seen a sink
+   * thousands of positions away; at 16k positions the built-in model's in-window pass-key accuracy fell from 90% to
+   * 10% (PyTorch, same prompts with their positions offset). Moving the sinks keeps that distance within training, as
+   * StreamingLLM's cache positions do. The shift depends only on the step's last position, so a prefill whose chunks
+   * end on fixed boundaries computes the same numbers whether it started from position 0 or from restored blocks.
+   */
+  sinkShift(last: number): number {
+    const limit = this.cfg.sinkDistance ?? this.cfg.maxPositionEmbeddings;
+    return this.spec.sinks > 0 ? Math.max(0, last - limit) : 0;
   }
 
   static async create(cfg: ModelConfig, ckpt: Checkpoint, opts: DecoderOptions): Promise<Decoder> {
@@ -119,8 +135,13 @@ export class Decoder {
       [IO.numLogitsToKeep]: new ort.Tensor('int64', BigInt64Array.from([BigInt(keep)]), []),
       [IO.outputAttentions]: new ort.Tensor('bool', Uint8Array.from([opts.attentions ? 1 : 0]), []),
     };
+    // Sink slots lead the state (positions increase; retrieved blocks never hold sink positions).
+    let sinkSlots = 0;
+    while (sinkSlots < state.nSlots && state.positions[sinkSlots] < this.spec.sinks && state.pinned[sinkSlots] === 0) sinkSlots++;
+    const shift = sinkSlots > 0 ? this.sinkShift(state.nextPos + n - 1) : 0;
+    const pastKeys = shift > 0 ? state.keys.map((k) => this.shiftSlots(k, state.nSlots, sinkSlots, shift)) : state.keys;
     for (let l = 0; l < nLayers; l++) {
-      feeds[IO.pastKey(l)] = new ort.Tensor('float32', state.keys[l], [1, nKvHeads, state.nSlots, headDim]);
+      feeds[IO.pastKey(l)] = new ort.Tensor('float32', pastKeys[l], [1, nKvHeads, state.nSlots, headDim]);
       feeds[IO.pastValue(l)] = new ort.Tensor('float32', state.values[l], [1, nKvHeads, state.nSlots, headDim]);
     }
     if (this.useBias) {
@@ -146,6 +167,14 @@ export class Decoder {
     keyPositions.set(positions.subarray(state.nSlots), state.nSlots);
     const pinned = new Uint8Array(total);
     pinned.set(state.pinned, 0);
+    if (shift > 0) {
+      // present = past ++ new: put the sinks' own keys back, so states always hold keys at their true positions.
+      for (let l = 0; l < nLayers; l++) {
+        const present = out[IO.presentKey(l)].data as Float32Array;
+        for (let h = 0; h < nKvHeads; h++)
+          present.set(state.keys[l].subarray(h * state.nSlots * headDim, (h * state.nSlots + sinkSlots) * headDim), h * total * headDim);
+      }
+    }
     const grown: KvState = {
       nSlots: total,
       positions,
@@ -171,6 +200,17 @@ export class Decoder {
         : {}),
     };
     return result;
+  }
+
+  /** A copy of (nKvHeads, nSlots, headDim) keys with the first `count` slots rotated `delta` positions further. */
+  private shiftSlots(keys: Float32Array, nSlots: number, count: number, delta: number): Float32Array {
+    const { nKvHeads, headDim: d } = this.shape;
+    const lead = new Float32Array(nKvHeads * count * d);
+    for (let h = 0; h < nKvHeads; h++) lead.set(keys.subarray(h * nSlots * d, (h * nSlots + count) * d), h * count * d);
+    const moved = rerotateKeys(lead, this.shape, new Int32Array(count), new Int32Array(count).fill(delta), this.invFreq);
+    const out = keys.slice();
+    for (let h = 0; h < nKvHeads; h++) out.set(moved.subarray(h * count * d, (h + 1) * count * d), h * nSlots * d);
+    return out;
   }
 
   async dispose(): Promise<void> {

@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 NP_DT = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "F64": np.dtype("<f8")}
+MAX_SINK_DISTANCE = 720
 
 
 def hf_tensors(model):
@@ -102,6 +103,9 @@ def config_json(c: Cfg, tok, dtype):
         "sliding_window": c.window,
         "use_sliding_window": True,
         "attend_sink_tokens": c.sinks,
+        # Training sequences reach ~720 prompt tokens, so queries never saw a sink further away: past that the engine
+        # moves the sinks' rotary positions along (engine/runtime/decoder.ts, Decoder.sinkShift).
+        "attend_max_sink_distance": MAX_SINK_DISTANCE,
         "attention_bias": False,
         "attention_dropout": 0.0,
         "tie_word_embeddings": True,

@@ -212,3 +212,10 @@ test('attend_sink_tokens: read when present (0 allowed), null when absent, bad v
   throwsWith(() => parseConfig(base({ attend_sink_tokens: -1 }), FILE), 'attend_sink_tokens', '-1', FILE);
   throwsWith(() => parseConfig(base({ attend_sink_tokens: 'four' }), FILE), 'attend_sink_tokens', FILE);
 });
+
+test('attend_max_sink_distance: read when present, null when absent, bad values named', () => {
+  assert.equal(parseConfig(base(), FILE).sinkDistance, null);
+  assert.equal(parseConfig(base({ attend_max_sink_distance: 720 }), FILE).sinkDistance, 720);
+  throwsWith(() => parseConfig(base({ attend_max_sink_distance: 0 }), FILE), 'attend_max_sink_distance', '0', FILE);
+  throwsWith(() => parseConfig(base({ attend_max_sink_distance: 7.5 }), FILE), 'attend_max_sink_distance', FILE);
+});

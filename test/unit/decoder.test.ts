@@ -123,6 +123,41 @@ test('invisible slots left by lazy eviction change nothing: window 16 (slack 4),
   await checkAgainstReference(testConfig(), { window: 16, sinks: 2 }, { steps });
 });
 
+test('sinks past the trained sink distance: the step sees them moved along, equal to the reference with shifted positions', async () => {
+  const cfg = testConfig({ sinkDistance: 20 });
+  const spec: AttentionSpec = { window: 8, sinks: 2 };
+  const ckpt = randomCheckpoint(cfg, 21);
+  const ids = tokens(40, cfg.vocabSize, 22);
+  const dec = await Decoder.create(cfg, ckpt, { attention: spec });
+  try {
+    assert.equal(dec.sinkShift(20), 0);
+    assert.equal(dec.sinkShift(39), 19);
+    // The sinks alone, then the rest in one step whose last query (39) is 19 past the limit.
+    const first = await dec.step(dec.emptyState(), ids.slice(0, 2));
+    const r = await dec.step(first.state, ids.slice(2), { keepLogits: 38 });
+    // Sinks only attend to each other, so computing them at positions 19, 20 equals moving them there afterwards.
+    const positions = ids.map((_, i) => (i < 2 ? i + 19 : i));
+    const moved = referenceForward(cfg, { get: (name) => ckpt.readF32(name) }, ids, spec, { positions });
+    const plain = referenceForward(cfg, { get: (name) => ckpt.readF32(name) }, ids, spec);
+    for (let i = 0; i < 38; i++) {
+      const got = r.logits.subarray(i * cfg.vocabSize, (i + 1) * cfg.vocabSize);
+      const diff = maxAbsDiff(got, moved.logits[2 + i]);
+      assert.ok(diff < 2e-4, `logits at position ${2 + i} differ by ${diff} from the shifted reference`);
+    }
+    assert.ok(maxAbsDiff(r.logits.subarray(37 * cfg.vocabSize), plain.logits[39]) > 1e-3, 'the shift changes the numbers');
+    // The state keeps the sinks' keys at their own positions: the next step shifts from there, not twice.
+    for (let l = 0; l < cfg.nLayers; l++)
+      for (let h = 0; h < cfg.nKvHeads; h++) {
+        const d = cfg.headDim;
+        const was = first.state.keys[l].subarray(h * 2 * d, (h * 2 + 2) * d);
+        const now = r.state.keys[l].subarray(h * r.state.nSlots * d, (h * r.state.nSlots + 2) * d);
+        assert.ok(maxAbsDiff(was, now) === 0, `layer ${l} head ${h}: sink keys kept`);
+      }
+  } finally {
+    await dec.dispose();
+  }
+});
+
 test('chunk larger than the window', async () => {
   await checkAgainstReference(testConfig({ nKvHeads: 1 }), { window: 4, sinks: 1 }, { steps: [13, 1, 1] });
 });

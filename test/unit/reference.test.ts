@@ -33,6 +33,7 @@ function makeCfg(over: Partial<ModelConfig>): ModelConfig {
     bosTokenId: null,
     eosTokenIds: [],
     attentionSinks: null,
+    sinkDistance: null,
     ...over,
   };
 }

@@ -25,6 +25,7 @@ export function testConfig(over: Partial<ModelConfig> = {}): ModelConfig {
     bosTokenId: null,
     eosTokenIds: [1],
     attentionSinks: null,
+    sinkDistance: null,
     ...over,
   });
 }
