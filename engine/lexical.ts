@@ -8,24 +8,26 @@
  * and a term found in every block adds little (its IDF is ln(1 + 0.5 / (n + 0.5))).
  */
 export function lexicalScores(question: ArrayLike<number>, blocks: readonly ArrayLike<number>[]): Float64Array {
-  const terms = new Map<string, number>(); // term -> index
-  const key1 = (a: number): string => String(a);
-  const key2 = (a: number, b: number): string => `${a},${b}`;
+  // Terms as numbers: a unigram is its id (>= 0), a bigram -(a * 2^22 + b) - 1 (ids stay below 2^22 = 4M).
+  const bigram = (a: number, b: number): number => -(a * 4194304 + b) - 1;
+  const terms = new Map<number, number>(); // term -> index
+  const add = (t: number): void => {
+    if (!terms.has(t)) terms.set(t, terms.size);
+  };
   for (let i = 0; i < question.length; i++) {
-    for (const t of i + 1 < question.length ? [key1(question[i]), key2(question[i], question[i + 1])] : [key1(question[i])]) {
-      if (!terms.has(t)) terms.set(t, terms.size);
-    }
+    add(question[i]);
+    if (i + 1 < question.length) add(bigram(question[i], question[i + 1]));
   }
   const n = blocks.length;
   const tf = blocks.map((ids) => {
     const counts = new Map<number, number>();
-    const bump = (t: string): void => {
+    const bump = (t: number): void => {
       const j = terms.get(t);
       if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
     };
     for (let i = 0; i < ids.length; i++) {
-      bump(key1(ids[i]));
-      if (i + 1 < ids.length) bump(key2(ids[i], ids[i + 1]));
+      bump(ids[i]);
+      if (i + 1 < ids.length) bump(bigram(ids[i], ids[i + 1]));
     }
     return counts;
   });
