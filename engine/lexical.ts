@@ -64,8 +64,10 @@ export function termFolder(decode: (id: number) => string): (id: number) => numb
     let t = byId.get(id);
     if (t === undefined) {
       const text = decode(id).trim().toLowerCase();
-      t = text === '' ? id : (byText.get(text) ?? id);
-      if (text !== '' && !byText.has(text)) byText.set(text, id);
+      // Whitespace, and pieces of a character (a byte token decodes alone to U+FFFD), keep their own ids.
+      const own = text === '' || text.includes('\uFFFD');
+      t = own ? id : (byText.get(text) ?? id);
+      if (!own && !byText.has(text)) byText.set(text, id);
       byId.set(id, t);
     }
     return t;

@@ -53,4 +53,7 @@ test('termFolder: the same word in any case, with or without a leading space, is
   // Whitespace-only tokens keep their own ids.
   assert.equal(term(5), 5);
   assert.equal(term(6), 6);
+  // So do byte tokens that are only part of a character (each decodes alone to U+FFFD): they are not one term.
+  const bytes = termFolder((id) => (id < 3 ? '\uFFFD' : 'x'));
+  assert.deepEqual([bytes(0), bytes(1), bytes(2)], [0, 1, 2]);
 });
