@@ -317,9 +317,6 @@ export class Prefiller {
     const nQ = weights ? 1 : question.length;
     const rowW = this.d.cfg.nHeads * this.d.cfg.headDim;
     const qs = probe.queries!.map((q) => q.subarray((question.length - nQ) * rowW));
-    // 1. Shortlist by representative keys, so a warm ask does not read every stored block in full. On the eval's
-    //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
-    //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
     // 0. Lexical shares: the question's tokens against each candidate's (already in memory: the context ids).
     const lexW = this.d.lexicalWeight ?? 0;
     const termOf = this.d.termOf ?? ((id: number) => id);
@@ -332,6 +329,9 @@ export class Prefiller {
             ),
           )
         : new Float64Array(candidateIdx.length);
+    // 1. Shortlist by representative keys, so a warm ask does not read every stored block in full. On the eval's
+    //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
+    //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
     let shortlist = Array.from(candidateIdx.keys());
     const shortlistSize = Math.max(16, 4 * topK);
     if (candidateIdx.length > shortlistSize) {

@@ -154,16 +154,10 @@ export class Worker {
         cacheDir: l.params.cacheDir ?? null,
         ...(l.params.cacheMaxBytes ? { cacheMaxBytes: l.params.cacheMaxBytes } : {}),
         ...(l.params.blockSize !== undefined ? { blockSize: l.params.blockSize } : {}),
-        ...(l.params.memoryTopK === 0
-          ? { memory: null }
-          : l.params.memoryTopK !== undefined || l.params.memoryLexicalWeight !== undefined
-            ? {
-                memory: {
-                  topK: l.params.memoryTopK ?? DEFAULT_MEMORY_TOP_K,
-                  lexicalWeight: l.params.memoryLexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
-                },
-              }
-            : {}),
+        memory:
+          l.params.memoryTopK === 0
+            ? null
+            : { topK: l.params.memoryTopK ?? DEFAULT_MEMORY_TOP_K, lexicalWeight: l.params.memoryLexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
         warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {
