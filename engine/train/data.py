@@ -19,6 +19,10 @@ import wording as W
 # Probability that a question / needle statement / entity is drawn from wording.py's grammar instead of the original
 # per-task templates (0 reproduces the runs up to v4; v5 uses 0.6). Set by train.py --varied.
 VARIED = 0.0
+# Probability that a varied fact example draws its attributes and entities from the corpus vocabulary
+# (wording.open_attr / open_entity) rather than fixed lists, so matching a key cannot rest on having seen it (v7).
+# Varied passkey and labelled examples use corpus words in their key nouns at half this rate. Set by train.py --open.
+OPEN = 0.0
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "runs")
@@ -151,6 +155,7 @@ class Corpus:
                     mm = re.match(r"^([\w.+-]+(?:, *[\w.+-]+)*) *\\?[-\u2013] +(.{4,70})$", m.group(1).strip())
                     if mm and "\\" not in mm.group(2):
                         self.summaries.append((mm.group(1).split(",")[0].strip(), mm.group(2).strip().rstrip(".")))
+        self.vocab = W.open_vocab(self.docs)
 
     def chunk(self, rng, nchars):
         """Contiguous paragraph-aligned chunk of roughly nchars characters."""
@@ -313,6 +318,8 @@ class Gen:
                         f"Which {noun} is given in the text?", f"What {noun} is stated?"])
         if rng.random() < VARIED:
             noun = rng.choice(PASS_NOUNS)
+            if OPEN > 0 and rng.random() < OPEN * 0.5:
+                noun = f"{rng.choice(self.c.vocab)} {rng.choice(['code', 'number', 'key', 'pin', 'passcode'])}"
             if rng.random() < 0.3:
                 key = rvalue(rng, rng.choice(["dash", "num7", "num"]))
             say = lambda n, k: W.statement(rng, n, k)
@@ -375,10 +382,14 @@ class Gen:
         """1-6 labelled numbers ("the secret code for amber-falcon is 4821337"), keys often sharing their first word."""
         n = rng.randint(1, 6)
         label = f"{rng.choice(W.LABEL_ADJ)} {rng.choice(W.LABEL_NOUN)}"
-        first = rng.choice(WORDS) if rng.random() < 0.5 else None
+        words = WORDS
+        if OPEN > 0 and rng.random() < OPEN * 0.5:
+            label = f"{rng.choice(self.c.vocab)} {rng.choice(W.LABEL_NOUN)}"
+            words = rng.sample(self.c.vocab, 24)
+        first = rng.choice(words) if rng.random() < 0.5 else None
         keys = []
         while len(keys) < n + 1:
-            k = W.label_key(rng, WORDS, first)
+            k = W.label_key(rng, words, first)
             if k not in keys:
                 keys.append(k)
         kind = rng.choice(["num7", "num7", "num", "dash", "code"])
@@ -440,10 +451,18 @@ class Gen:
     def t_fact(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
         varied = rng.random() < VARIED
-        ents = []
-        for _ in range(rng.randint(2, 5)):
-            ents.append(W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}")
-        attrs = rng.sample(ATTRS + W.MORE_ATTRS if varied else ATTRS, rng.randint(1, 3))
+        opened = varied and OPEN > 0 and rng.random() < OPEN
+        def new_entity():
+            if opened and rng.random() < 0.6:
+                return W.open_entity(rng, self.c.vocab, rname)
+            return W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}"
+        ents = list(dict.fromkeys(new_entity() for _ in range(rng.randint(2, 5))))
+        if opened:
+            attrs = list(dict((a, (a, k)) for a, k in (W.open_attr(rng, self.c.vocab) if rng.random() < 0.7
+                                                       else rng.choice(ATTRS + W.MORE_ATTRS)
+                                                       for _ in range(rng.randint(1, 3)))).values())
+        else:
+            attrs = rng.sample(ATTRS + W.MORE_ATTRS if varied else ATTRS, rng.randint(1, 3))
         facts = []
         for e in ents:
             for a, kind in attrs:
@@ -465,9 +484,12 @@ class Gen:
             if cand and rng.random() < 0.5:
                 e, a = rng.choice(cand)
             else:
-                e = W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}"
+                e = new_entity()
         def ask_fact(e, a):
             if varied and rng.random() < 0.7:
+                r = rng.random() if opened else 1.0
+                if r < 0.25:
+                    return W.question(rng, f"{a} for {e}" if r < 0.12 else f"{a} at {e}")
                 return W.question(rng, f"{a} of {e}")
             return rng.choice([f"What is the {a} of {e}?", f"What is the {a} of {e}? Answer with the value only."])
         extra = [(ask_fact(f[0], f[1]), f[2]) for i, f in enumerate(facts) if i != ask_i]

@@ -6,6 +6,8 @@ instruction, punctuation/case noise), so a run sees hundreds of forms. The evalu
 engine/eval/tasks.ts and are *not* reproduced here: `HELD_OUT` lists its fixed question strings (those that take no key)
 and `question()` never returns one of them; engine/train/README.md reports a leak count over sampled training questions.
 """
+import re
+
 
 # Fixed (key-free) question strings of the held-out harness: excluded so the eval stays a test of paraphrase.
 HELD_OUT = {
@@ -110,7 +112,66 @@ def fact_statement(rng, e, a, v):
         f"As for {e}, its {a} is {v}.",
         f"By the {src}'s account, {e} has the {a} {v}.",
         f"Most people know that the {a} of {e} is {v}.",
+    ] + [  # open shapes (v7): the value before, between or after entity and attribute, with linking words
+        f"The {src} gives {v} for the {a} of {e}.",
+        f"{E} uses {v} as its {a}.",
+        f"At {e}, the {a} is {v}.",
+        f"The {a} at {e} is {v}.",
+        f"{v}, says the {src}, is the {a} of {e}.",
+        f"In the {src}, {e} appears with the {a} {v}.",
+        f"{E} \u2014 {a}: {v}.",
+        f"The {src} entry for {e} shows the {a} {v}.",
+        f"Per the {src}, {e}'s {a} is {v}.",
+        f"It turns out that {e}'s {a} is {v}.",
+        f"{E} set its {a} to {v}.",
+        f"We note that {e} has the {a} {v}.",
+        f"{E} keeps {v} as its {a}.",
+        f"The {a} ({e}): {v}.",
     ])
+
+
+# Words that `attend eval` uses for its fact attributes and entity kinds (engine/eval/tasks.ts). Open-vocabulary
+# attributes and entities are drawn from the training corpus minus these, so the eval's keys stay unseen as keys.
+EVAL_KEY_WORDS = {"chief", "engineer", "founding", "year", "call", "sign", "postal", "code", "telephone", "extension",
+                  "motto", "head", "archivist", "opening", "night", "warden", "inventory", "observatory", "ferry",
+                  "line", "choir", "brewery", "lighthouse", "orchestra", "paper", "mill", "archive", "botanical",
+                  "garden", "weather", "station", "special", "magic", "number", "passkey"}
+_STOP = {"shall", "which", "their", "there", "these", "those", "other", "about", "would", "could", "should", "where",
+         "being", "after", "before", "while", "under", "above", "below", "every", "might", "whether", "because",
+         "within", "without", "through", "again", "against", "between", "during", "further", "having", "until",
+         "upon", "into", "than", "then", "them", "they", "this", "that", "with", "from", "have", "were", "what",
+         "when", "will", "your", "also", "only", "such", "some", "more", "most", "must", "each", "both", "does",
+         "done", "here", "very", "just", "been", "over", "many", "much", "made", "make", "same", "well", "even"}
+
+
+def open_vocab(texts, min_count=30):
+    """Lower-case words of 4-10 letters seen at least `min_count` times, minus stop words and the eval's key words."""
+    import collections
+    c = collections.Counter()
+    for t in texts:
+        c.update(re.findall(r"\b[a-z]{4,10}\b(?!')", t))
+    return sorted(w for w, n in c.items() if n >= min_count and w not in _STOP and w not in EVAL_KEY_WORDS)
+
+
+OPEN_KINDS = ["person", "year", "num", "tag", "zip", "ext", "phrase", "word", "code", "name", "num3", "money",
+              "version", "num7", "dash"]
+
+
+def open_attr(rng, vocab):
+    """(attribute phrase, value kind): one or two corpus words ("harvest", "signal colour"), any value kind."""
+    a = rng.choice(vocab) if rng.random() < 0.4 else f"{rng.choice(vocab)} {rng.choice(vocab)}"
+    return a, rng.choice(OPEN_KINDS)
+
+
+def open_entity(rng, vocab, rname):
+    """An entity named with a made-up name and a corpus word: "the Marla pension", "Tonvi Deposit", "the ledger of Kora"."""
+    r = rng.random()
+    w = rng.choice(vocab)
+    if r < 0.5:
+        return f"the {rname(rng)} {w}"
+    if r < 0.75:
+        return f"{rname(rng)} {w.capitalize()}"
+    return f"the {w} of {rname(rng)}"
 
 
 # Entities and attributes beyond data.py's lists, for "what is the A of E" questions in new shapes.
