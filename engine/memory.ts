@@ -3,6 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from './types';
 import { GraphBuilder } from './graph/onnx';
+import { ropeInverseFrequencies } from './graph/decoder';
 import type { KvShape, SlotBatch } from './runtime/kv';
 
 /** One stored block: prompt positions [start, end) with per-layer keys/values (1, nKvHeads, len, headDim). */
@@ -17,8 +18,24 @@ export interface MemoryBlock {
 export interface ScoredKeys {
   /** Keys per KV head. */
   readonly count: number;
-  /** Per layer, (nKvHeads, count, headDim), rotated to where the block would sit. */
+  /** Per layer, (nKvHeads, count, headDim), as stored (rotated at their own positions). */
   readonly keys: readonly Float32Array[];
+  /**
+   * Positions to move every key by before scoring (RoPE re-rotation, as rerotateKeys): where the block would sit minus
+   * where it was computed. The scorers rotate inside their loops, so stored keys are scored without a rotated copy.
+   */
+  readonly shift?: number;
+}
+
+/** cos/sin of one shift per RoPE frequency: rotating by `shift` is x1·cos − x2·sin, x2·cos + x1·sin. */
+function shiftRotation(shift: number, invFreq: Float32Array): { cos: Float64Array; sin: Float64Array } {
+  const cos = new Float64Array(invFreq.length);
+  const sin = new Float64Array(invFreq.length);
+  for (let i = 0; i < invFreq.length; i++) {
+    cos[i] = Math.cos(shift * invFreq[i]);
+    sin[i] = Math.sin(shift * invFreq[i]);
+  }
+  return { cos, sin };
 }
 
 /**
@@ -42,14 +59,16 @@ export function scoreBlocks(
   const cells = nLayers * nHeads * nQuestion;
   // log-sum-exp of each (block, layer, head, token) cell, then normalised per cell over blocks.
   const lse = new Float64Array(blockCount * cells).fill(-Infinity);
+  const invFreq = ropeInverseFrequencies(cfg);
   let dots = new Float64Array(0);
   for (let b = 0; b < blockCount; b++) {
     const block = load(b);
     if (!block) continue;
     const len = block.count;
     if (dots.length < len) dots = new Float64Array(len);
+    const rot = block.shift ? shiftRotation(block.shift, invFreq) : null;
     for (let l = 0; l < nLayers; l++) {
-      const keys = block.keys[l];
+      const keys = rot ? rotateRows(block.keys[l], d, rot) : block.keys[l];
       const q = queries[l];
       for (let h = 0; h < nHeads; h++) {
         const kvBase = Math.floor(h / group) * len * d;
@@ -71,6 +90,21 @@ export function scoreBlocks(
     }
   }
   return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
+}
+
+/** Rows of `d` RoPE values (rotate-half layout), each rotated by the same angles. */
+function rotateRows(x: Float32Array, d: number, rot: { cos: Float64Array; sin: Float64Array }): Float32Array {
+  const half = d / 2;
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length; r += d) {
+    for (let i = 0; i < half; i++) {
+      const x1 = x[r + i];
+      const x2 = x[r + i + half];
+      out[r + i] = x1 * rot.cos[i] - x2 * rot.sin[i];
+      out[r + i + half] = x2 * rot.cos[i] + x1 * rot.sin[i];
+    }
+  }
+  return out;
 }
 
 /**
@@ -107,14 +141,24 @@ export class BlockScorer {
   private constructor(
     private readonly cfg: ModelConfig,
     private readonly session: ort.InferenceSession,
+    private readonly invFreq: Float32Array,
   ) {}
 
   static async create(cfg: ModelConfig, threads?: number): Promise<BlockScorer> {
     const g = new GraphBuilder();
     const q = g.input('q', 'float32', [cfg.nKvHeads, 'rows', cfg.headDim]); // pre-scaled queries, grouped per kv head
     const k = g.input('k', 'float32', [cfg.nKvHeads, 'keys', cfg.headDim]);
+    // Each key's shift as cos/sin per frequency (keys, headDim / 2): the keys are rotated here, not copied in JS.
+    const cos = g.input('cos', 'float32', ['keys', cfg.headDim / 2]);
+    const sin = g.input('sin', 'float32', ['keys', cfg.headDim / 2]);
     const shape = g.input('lse_shape', 'int64', [4]); // (nKvHeads, rows, blocks, blockLen)
-    const dots = g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 2, 1] })]);
+    const axis = g.initI64('c_axis', [2]);
+    const k1 = g.op('Slice', [k, g.initI64('c_zero', [0]), g.initI64('c_half', [cfg.headDim / 2]), axis]);
+    const k2 = g.op('Slice', [k, g.initI64('c_half2', [cfg.headDim / 2]), g.initI64('c_d', [cfg.headDim]), axis]);
+    const r1 = g.op('Sub', [g.op('Mul', [k1, cos]), g.op('Mul', [k2, sin])]);
+    const r2 = g.op('Add', [g.op('Mul', [k2, cos]), g.op('Mul', [k1, sin])]);
+    const rotated = g.op('Concat', [r1, r2], { axis: 2 });
+    const dots = g.op('MatMul', [q, g.op('Transpose', [rotated], { perm: [0, 2, 1] })]);
     const lse = 'lse';
     g.node({ op: 'ReduceLogSumExp', inputs: [g.op('Reshape', [dots, shape])], outputs: [lse], attrs: { axes: [3], keepdims: 0 } });
     g.output(lse, 'float32', [cfg.nKvHeads, 'rows', 'blocks']);
@@ -122,7 +166,7 @@ export class BlockScorer {
       graphOptimizationLevel: 'all',
       ...(threads ? { intraOpNumThreads: threads } : {}),
     });
-    return new BlockScorer(cfg, session);
+    return new BlockScorer(cfg, session, ropeInverseFrequencies(cfg));
   }
 
   async score(
@@ -163,6 +207,19 @@ export class BlockScorer {
       const len = blocks[0].blk.count;
       if (blocks.some(({ blk }) => blk.count !== len)) throw new Error('BlockScorer: blocks of one group must have equal key counts');
       const nb = blocks.length;
+      const half = d / 2;
+      const cos = new Float32Array(nb * len * half).fill(1);
+      const sin = new Float32Array(nb * len * half);
+      blocks.forEach(({ blk }, i) => {
+        if (!blk.shift) return;
+        const rot = shiftRotation(blk.shift, this.invFreq);
+        for (let t = i * len; t < (i + 1) * len; t++) {
+          cos.set(rot.cos, t * half);
+          sin.set(rot.sin, t * half);
+        }
+      });
+      const cosT = new ort.Tensor('float32', cos, [nb * len, half]);
+      const sinT = new ort.Tensor('float32', sin, [nb * len, half]);
       for (let l = 0; l < nLayers; l++) {
         const keys = new Float32Array(nKvHeads * nb * len * d);
         blocks.forEach(({ blk }, i) => {
@@ -171,6 +228,8 @@ export class BlockScorer {
         const out = await this.session.run({
           q: qTensors[l],
           k: new ort.Tensor('float32', keys, [nKvHeads, nb * len, d]),
+          cos: cosT,
+          sin: sinT,
           lse_shape: new ort.Tensor('int64', BigInt64Array.from([nKvHeads, rows, nb, len].map(BigInt)), [4]),
         });
         const res = out.lse.data as Float32Array; // (nKvHeads, rows, nb)

@@ -5,7 +5,7 @@ import type { Decoder, StepResult } from './runtime/decoder';
 import { insertPinned, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
 import { blockHashes, type KvBlock, type KvBlockStore } from './kvstore';
-import { relocatedBatch, rerotateKeys, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
+import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 import type { BlockSummary } from './block-summary';
 
 export interface PrefillProgress {
@@ -294,8 +294,8 @@ export class Prefiller {
     if (candidateIdx.length === 0) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
 
     // Every block is scored as if it sat right before the question, where retrieved blocks will be placed: a block
-    // moves as a whole, so one rotation delta per block re-rotates its keys (summary keys included).
-    const delta = (b: number, n: number): [Int32Array, Int32Array] => [new Int32Array(n), new Int32Array(n).fill(placeEnd - B - b * B)];
+    // moves as a whole, so one shift per block re-rotates its keys (summary keys included; the scorer rotates them).
+    const shift = (b: number): number => placeEnd - B - b * B;
     const full = new Map<number, KvBlock>();
     const readFull = (b: number): KvBlock | null => {
       if (!full.has(b)) {
@@ -341,8 +341,7 @@ export class Prefiller {
         candidateIdx.length,
         (i) => {
           const sum = summaries[i];
-          const [from, to] = delta(candidateIdx[i], sum.count);
-          return { count: sum.count, keys: sum.layers.map((l) => rerotateKeys(l.keys, shape, from, to, this.d.invFreq)) };
+          return { count: sum.count, keys: sum.layers.map((l) => l.keys), shift: shift(candidateIdx[i]) };
         },
         candidateIdx.length, // summaries are small: one scorer run per layer for all of them
         weights,
@@ -361,9 +360,7 @@ export class Prefiller {
       (j) => {
         const b = candidateIdx[shortlist[j]];
         const blk = readFull(b);
-        if (!blk) return null;
-        const [from, to] = delta(b, B);
-        return { count: B, keys: blk.keys.map((k) => rerotateKeys(k, shape, from, to, this.d.invFreq)) };
+        return blk && { count: B, keys: blk.keys, shift: shift(b) };
       },
       32,
       weights,

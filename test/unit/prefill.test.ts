@@ -337,6 +337,27 @@ test('the onnxruntime block scorer equals the plain scoring loop', async () => {
       plain.some((x) => x > 1),
       'scores are not all equal (the test can tell blocks apart)',
     );
+
+    // Shifted blocks (moved by a RoPE delta before scoring) score as the same keys re-rotated beforehand.
+    const shape = { nLayers: c.nLayers, nKvHeads: c.nKvHeads, headDim: c.headDim };
+    const invFreq = ropeInverseFrequencies(c);
+    const shifts = [0, 37, -5, 1000, 3, 0, 250];
+    const moved = blocks.map((blk, i) => ({
+      count: len,
+      keys: blk.keys.map((k) => rerotateKeys(k, shape, new Int32Array(len), new Int32Array(len).fill(shifts[i]), invFreq)),
+    }));
+    const expected = scoreBlocks(c, queries, nQ, blocks.length, (i) => moved[i]);
+    const shifted = (i: number) => ({ ...blocks[i], shift: shifts[i] });
+    const js = scoreBlocks(c, queries, nQ, blocks.length, shifted);
+    const ort = await scorer.score(queries, nQ, blocks.length, shifted, 3);
+    for (let b = 0; b < blocks.length; b++) {
+      assert.ok(Math.abs(js[b] - expected[b]) < 1e-4, `js, block ${b}: ${js[b]} vs ${expected[b]}`);
+      assert.ok(Math.abs(ort[b] - expected[b]) < 1e-4, `onnxruntime, block ${b}: ${ort[b]} vs ${expected[b]}`);
+    }
+    assert.ok(
+      expected.some((x, b) => Math.abs(x - plain[b]) > 1e-2),
+      'the shifts change the scores (the test can tell shifted from unshifted)',
+    );
   } finally {
     await scorer.dispose();
   }
