@@ -32,8 +32,9 @@ export interface EngineOptions {
   /** Disk budget of the cache (LRU eviction past it). Default 2 GiB. */
   readonly cacheMaxBytes?: number;
   /**
-   * Block memory beyond the window; null = off. Default { topK: 4, lexicalWeight: DEFAULT_LEXICAL_WEIGHT }:
-   * far blocks are ranked by their attention share plus lexicalWeight times their lexical share (0: attention only).
+   * Block memory beyond the window; null = off. Default { topK: DEFAULT_MEMORY_TOP_K, lexicalWeight:
+   * DEFAULT_LEXICAL_WEIGHT }: far blocks are ranked by their attention share plus lexicalWeight times their lexical
+   * share (0: attention only); the topK best come back, each with the block after it.
    */
   readonly memory?: { readonly topK: number; readonly lexicalWeight?: number } | null;
   /** Tokens per cached block. */
@@ -116,8 +117,14 @@ export function resolveAttention(cfg: ModelConfig, opts: Pick<EngineOptions, 'wi
  * tokens put it first in 18 of 20.
  */
 export const DEFAULT_LEXICAL_WEIGHT = 2;
-/** Far blocks block memory brings back per question by default. */
-export const DEFAULT_MEMORY_TOP_K = 4;
+/**
+ * Far blocks block memory picks per question by default (each comes back with the block after it, prefill.ts
+ * withSuccessors). One, because every extra block of unrelated text costs the small built-in model more than the
+ * recall it adds (`attend eval`, 64× the window, held-out seed 3, n = 20 per task, needle recall 85-100% in all):
+ * pass key / needle 55% / 45% with the top 4 blocks, 55% / 35% with the top 2 and successors, 65% / 90% with the top
+ * one and its successor. Larger checkpoints may read more blocks well: `attend.memory.topK`.
+ */
+export const DEFAULT_MEMORY_TOP_K = 1;
 
 export class Engine {
   private constructor(

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const engine = await Engine.load({
     modelDir,
     cacheDir: values['no-cache'] ? null : values.cache!,
-    memory: values['no-memory'] ? null : { topK: 4 },
+    memory: values['no-memory'] ? null : undefined, // undefined: the engine's default block memory
     ...(values.threads ? { threads: Number(values.threads) } : {}),
   });
   const t0 = performance.now();

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, displayPath, resolveModelDir, type CliContext, type Command } from '../cli-common';
-import { DEFAULT_LEXICAL_WEIGHT } from '../engine';
+import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K } from '../engine';
 import { DEFAULT_DOC_ROOT, FileCorpus } from './corpus';
 import { DEFAULT_RATIOS, defaultN, runEval, type EvalProgress } from './harness';
 import { renderMarkdown, ratioLabel } from './report';
@@ -99,7 +99,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
     ratios: [...new Set(ratios)].sort((a, b) => a - b),
     ...(v.n !== undefined ? { n: int(v.n, '--n') } : {}),
     modes,
-    topK: int(v['top-k'], '--top-k') ?? 4,
+    topK: int(v['top-k'], '--top-k') ?? DEFAULT_MEMORY_TOP_K,
     lexicalWeight: weight(v['lexical-weight']),
     seed: v.seed ?? '1',
     ...(v.window !== undefined ? { window: int(v.window, '--window') } : {}),

@@ -28,7 +28,7 @@ function lengthHeader(run: EvalRun): string[] {
 
 function modeTitle(mode: MemoryMode, run: EvalRun): string {
   return mode === 'on'
-    ? `block memory on (top-${run.settings.topK} blocks, lexical weight ${run.settings.lexicalWeight ?? 0})`
+    ? `block memory on (top-${run.settings.topK} blocks, each with its successor, lexical weight ${run.settings.lexicalWeight ?? 0})`
     : 'block memory off (sinks + window only)';
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Decoder } from '../../engine/runtime/decoder';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
 import { KvBlockStore, blockHashes } from '../../engine/kvstore';
-import { Prefiller } from '../../engine/prefill';
+import { Prefiller, withSuccessors } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -180,6 +180,29 @@ test('cancellation during prefill throws CancelledError and leaves only complete
   for (const x of [s, again]) await x.decoder.dispose();
 });
 
+/**
+ * Block memory's result: the `k` best-scoring blocks, each possibly followed by its successor (which then starts where
+ * a pick ends), in position order.
+ */
+function assertPicks(retrieved: readonly { start: number; end: number; score: number }[], k: number): void {
+  const picks = [...retrieved].sort((a, b) => b.score - a.score).slice(0, k);
+  assert.equal(picks.length, k, `${k} blocks picked: ${JSON.stringify(retrieved)}`);
+  for (const b of retrieved)
+    assert.ok(picks.includes(b) || picks.some((p) => p.end === b.start), `block ${b.start} is a pick or follows one`);
+  assert.ok(retrieved.length <= 2 * k);
+  for (let i = 1; i < retrieved.length; i++) assert.ok(retrieved[i - 1].end <= retrieved[i].start, 'in position order');
+}
+
+test('withSuccessors adds the next block of each pick when it is a candidate too', () => {
+  // Candidate block numbers; picks are indices into them.
+  const blocks = [1, 2, 3, 5, 6, 9];
+  assert.deepEqual(withSuccessors([0, 3], blocks), [0, 1, 3, 4]);
+  assert.deepEqual(withSuccessors([2], blocks), [2], 'block 4 is not a candidate (e.g. not stored)');
+  assert.deepEqual(withSuccessors([5], blocks), [5], 'the last candidate has no successor');
+  assert.deepEqual(withSuccessors([1, 0], blocks), [0, 1, 2], "a pick that is another pick's successor is kept once");
+  assert.deepEqual(withSuccessors([], blocks), []);
+});
+
 test('block memory: far blocks are candidates, the chosen ones rejoin as pinned slots with their prompt origins', async () => {
   const dir = tmp();
   const s = await setup(dir, 2);
@@ -187,7 +210,7 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   const r = await s.prefiller.run(prompt, 250, {});
   // Blocks entirely before the question's window start (250 - 48 + 1 = 203), past the sinks: 0..11 → 12 candidates.
   assert.equal(r.memoryCandidates, 12);
-  assert.equal(r.retrieved.length, 2);
+  assertPicks(r.retrieved, 2);
   for (const b of r.retrieved) assert.ok(b.end <= 203);
   const origins = new Set(Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1));
   for (const b of r.retrieved)
@@ -220,11 +243,12 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
   assert.equal(r.reusedFrom, 'disk');
   assert.equal(r.memoryCandidates, 35);
   assert.equal(summaryReads.size, 35, 'every candidate is scored by its summary');
-  assert.ok(fullReads.size <= 16, `${fullReads.size} candidate blocks read in full (shortlist of 16)`);
-  assert.equal(r.retrieved.length, 2);
+  // The shortlist, plus the picks' successors when those were not on it.
+  assert.ok(fullReads.size <= 16 + 2, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 successors)`);
+  assertPicks(r.retrieved, 2);
   for (const b of r.retrieved) {
     assert.ok(b.end <= 563);
-    if (b.start >= B) assert.ok(fullReads.has(hashes[b.start / B]), `retrieved block ${b.start} came from the shortlist`);
+    if (b.start >= B) assert.ok(fullReads.has(hashes[b.start / B]), `retrieved block ${b.start} was read in full`);
   }
   // Same documents, same question: the same blocks as the cold run chose.
   assert.deepEqual(
@@ -246,7 +270,7 @@ test('block memory probes with every question token, or with the last one when h
       score(q, nQuestion, n, load, group, w)
     );
     const r = await s.prefiller.run(prompt, 290, {});
-    assert.equal(r.retrieved.length, 2);
+    assertPicks(r.retrieved, 2);
     assert.ok(seen.length >= 1);
     for (const call of seen) {
       assert.equal(call.nQuestion, weights ? 1 : 10);
@@ -272,7 +296,7 @@ test('block memory with a lexical weight brings back the far block that repeats 
     const scorer = (s.prefiller as unknown as { d: { scorer: BlockScorer } }).d.scorer;
     scorer.score = (_q, _n, count) => Promise.resolve(Float64Array.from({ length: count }, (_, i) => 1 + i));
     const r = await s.prefiller.run(prompt, 610, {});
-    assert.equal(r.retrieved.length, 2);
+    assertPicks(r.retrieved, 2);
     const hit = r.retrieved.some((b) => b.start <= at && at < b.end);
     assert.equal(hit, expectHit, `weight ${weight}: retrieved ${r.retrieved.map((b) => b.start).join(', ')}`);
     await s.decoder.dispose();
