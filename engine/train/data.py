@@ -470,7 +470,7 @@ class Gen:
                     facts.append((e, a, rvalue(rng, kind)))
         def say(e, a, v):
             if varied:
-                return W.fact_statement(rng, e, a, v)
+                return W.fact_statement(rng, e, a, v, more=OPEN > 0)
             E = e[0].upper() + e[1:]
             return rng.choice([f"The {a} of {e} is {v}.", f"{v} is the {a} of {e}.", f"For {e}, the {a} is {v}.",
                                f"{E} has {v} as its {a}.", f"It is recorded that the {a} of {e} is {v}."])

@@ -95,8 +95,11 @@ def statement(rng, noun, value):
     ])
 
 
-def fact_statement(rng, e, a, v):
-    """A prose sentence stating attribute `a` of entity `e` is `v` (e like "the city of Marla", "project Quenton")."""
+def fact_statement(rng, e, a, v, more=False):
+    """A prose sentence stating attribute `a` of entity `e` is `v` (e like "the city of Marla", "project Quenton").
+
+    `more` adds v7's 14 further shapes (data.OPEN > 0); without it the choice is v5's, so v5's data is reproduced.
+    """
     E = e[0].upper() + e[1:]
     src = rng.choice(["census", "ledger", "handbook", "archive", "yearbook", "inventory", "minutes", "gazette"])
     return rng.choice([
@@ -112,7 +115,7 @@ def fact_statement(rng, e, a, v):
         f"As for {e}, its {a} is {v}.",
         f"By the {src}'s account, {e} has the {a} {v}.",
         f"Most people know that the {a} of {e} is {v}.",
-    ] + [  # open shapes (v7): the value before, between or after entity and attribute, with linking words
+    ] + ([] if not more else [  # v7: the value before, between or after entity and attribute, with linking words
         f"The {src} gives {v} for the {a} of {e}.",
         f"{E} uses {v} as its {a}.",
         f"At {e}, the {a} is {v}.",
@@ -127,7 +130,7 @@ def fact_statement(rng, e, a, v):
         f"We note that {e} has the {a} {v}.",
         f"{E} keeps {v} as its {a}.",
         f"The {a} ({e}): {v}.",
-    ])
+    ]))
 
 
 # Words that `attend eval` uses for its fact attributes and entity kinds (engine/eval/tasks.ts). Open-vocabulary
