@@ -22,7 +22,7 @@ export interface ScoredKeys {
   readonly keys: readonly Float32Array[];
   /**
    * Positions to move every key by before scoring (RoPE re-rotation, as rerotateKeys): where the block would sit minus
-   * where it was computed. The scorers rotate inside their loops, so stored keys are scored without a rotated copy.
+   * where it was computed. BlockScorer rotates inside its graph, so stored keys are scored without a copy in JS.
    */
   readonly shift?: number;
 }
@@ -66,9 +66,11 @@ export function scoreBlocks(
     if (!block) continue;
     const len = block.count;
     if (dots.length < len) dots = new Float64Array(len);
-    const rot = block.shift ? shiftRotation(block.shift, invFreq) : null;
+    const shift = block.shift ?? 0;
+    const from = new Int32Array(len);
+    const to = new Int32Array(len).fill(shift);
     for (let l = 0; l < nLayers; l++) {
-      const keys = rot ? rotateRows(block.keys[l], d, rot) : block.keys[l];
+      const keys = shift ? rerotateKeys(block.keys[l], { nLayers, nKvHeads, headDim: d }, from, to, invFreq) : block.keys[l];
       const q = queries[l];
       for (let h = 0; h < nHeads; h++) {
         const kvBase = Math.floor(h / group) * len * d;
@@ -90,21 +92,6 @@ export function scoreBlocks(
     }
   }
   return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
-}
-
-/** Rows of `d` RoPE values (rotate-half layout), each rotated by the same angles. */
-function rotateRows(x: Float32Array, d: number, rot: { cos: Float64Array; sin: Float64Array }): Float32Array {
-  const half = d / 2;
-  const out = new Float32Array(x.length);
-  for (let r = 0; r < x.length; r += d) {
-    for (let i = 0; i < half; i++) {
-      const x1 = x[r + i];
-      const x2 = x[r + i + half];
-      out[r + i] = x1 * rot.cos[i] - x2 * rot.sin[i];
-      out[r + i + half] = x2 * rot.cos[i] + x1 * rot.sin[i];
-    }
-  }
-  return out;
 }
 
 /**
