@@ -458,9 +458,11 @@ class Gen:
             return W.entity(rng, rname, ENT_KIND) if varied else f"{rng.choice(ENT_KIND)} {rname(rng)}"
         ents = list(dict.fromkeys(new_entity() for _ in range(rng.randint(2, 5))))
         if opened:
-            attrs = list(dict((a, (a, k)) for a, k in (W.open_attr(rng, self.c.vocab) if rng.random() < 0.7
-                                                       else rng.choice(ATTRS + W.MORE_ATTRS)
-                                                       for _ in range(rng.randint(1, 3)))).values())
+            by_name = {}  # one kind per attribute name
+            for _ in range(rng.randint(1, 3)):
+                a, k = W.open_attr(rng, self.c.vocab) if rng.random() < 0.7 else rng.choice(ATTRS + W.MORE_ATTRS)
+                by_name[a] = (a, k)
+            attrs = list(by_name.values())
         else:
             attrs = rng.sample(ATTRS + W.MORE_ATTRS if varied else ATTRS, rng.randint(1, 3))
         facts = []

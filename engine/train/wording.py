@@ -6,6 +6,7 @@ instruction, punctuation/case noise), so a run sees hundreds of forms. The evalu
 engine/eval/tasks.ts and are *not* reproduced here: `HELD_OUT` lists its fixed question strings (those that take no key)
 and `question()` never returns one of them; engine/train/README.md reports a leak count over sampled training questions.
 """
+import collections
 import re
 
 
@@ -149,7 +150,6 @@ _STOP = {"shall", "which", "their", "there", "these", "those", "other", "about",
 
 def open_vocab(texts, min_count=30):
     """Lower-case words of 4-10 letters seen at least `min_count` times, minus stop words and the eval's key words."""
-    import collections
     c = collections.Counter()
     for t in texts:
         c.update(re.findall(r"\b[a-z]{4,10}\b(?!')", t))
