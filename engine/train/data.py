@@ -23,6 +23,10 @@ VARIED = 0.0
 # (wording.open_attr / open_entity) rather than fixed lists, so matching a key cannot rest on having seen it (v7).
 # Varied passkey and labelled examples use corpus words in their key nouns at half this rate. Set by train.py --open.
 OPEN = 0.0
+# Probability that a varied statement (pass key, labelled number, prose fact) is composed by wording.composed_statement /
+# composed_fact (value before or after the key, linking verbs, lead-ins, qualifiers, tails) instead of a fixed shape
+# (v8). 0 reproduces v5's data. Set by train.py --compose.
+COMPOSE = 0.0
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "runs")
@@ -322,7 +326,8 @@ class Gen:
                 noun = f"{rng.choice(self.c.vocab)} {rng.choice(['code', 'number', 'key', 'pin', 'passcode'])}"
             if rng.random() < 0.3:
                 key = rvalue(rng, rng.choice(["dash", "num7", "num"]))
-            say = lambda n, k: W.statement(rng, n, k)
+            say = lambda n, k: (W.composed_statement(rng, n, k, self.c.vocab) if COMPOSE > 0 and rng.random() < COMPOSE
+                                else W.statement(rng, n, k))
             tpl = None
             line = say(noun, key)
             q = W.question(rng, noun, bare=noun)
@@ -394,7 +399,9 @@ class Gen:
                 keys.append(k)
         kind = rng.choice(["num7", "num7", "num", "dash", "code"])
         vals = [rvalue(rng, kind) for _ in keys]
-        lines = [W.statement(rng, f"{label} for {k}", v) for k, v in zip(keys, vals)]
+        compose = COMPOSE > 0 and rng.random() < COMPOSE
+        lines = [W.composed_statement(rng, f"{label} for {k}", v, qualify=False) if compose
+                 else W.statement(rng, f"{label} for {k}", v) for k, v in zip(keys, vals)]
         ask = n if missing else rng.randrange(n)
         ask_q = lambda i: W.question(rng, f"{label} for {keys[i]}")
         extra = extra_turns(rng, ask_q, vals, n, ask, missing, 3)
@@ -472,6 +479,8 @@ class Gen:
                     facts.append((e, a, rvalue(rng, kind)))
         def say(e, a, v):
             if varied:
+                if COMPOSE > 0 and rng.random() < COMPOSE:
+                    return W.composed_fact(rng, e, a, v)
                 return W.fact_statement(rng, e, a, v, more=OPEN > 0)
             E = e[0].upper() + e[1:]
             return rng.choice([f"The {a} of {e} is {v}.", f"{v} is the {a} of {e}.", f"For {e}, the {a} is {v}.",

@@ -24,12 +24,14 @@ def main():
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--varied", type=float, default=0.0, help="data.VARIED for the generated examples (0: v3's templates)")
     ap.add_argument("--open", type=float, default=0.0, help="data.OPEN for the generated examples (0: v5's data)")
+    ap.add_argument("--compose", type=float, default=0.0, help="data.COMPOSE for the generated examples (0: v5's data)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "attend-default"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     D.VARIED = args.varied
     D.OPEN = args.open
+    D.COMPOSE = args.compose
     tok = bpe.load()
     m = load_exported(args.model, torch.float32)
     res = {}

@@ -122,6 +122,8 @@ def main():
                     help="probability of wording.py's question/statement grammar instead of the per-task templates")
     ap.add_argument("--open", type=float, default=0.0,
                     help="probability that a varied fact example takes attributes/entities from the corpus vocabulary")
+    ap.add_argument("--compose", type=float, default=0.0,
+                    help="probability that a varied statement is composed by wording.composed_statement/composed_fact")
     ap.add_argument("--extra-turns-within", type=int, default=0,
                     help="add more questions about the same documents as chat turns while the example fits this many tokens")
     ap.add_argument("--time-schedule", action="store_true",
@@ -129,6 +131,7 @@ def main():
     args = ap.parse_args()
     D.VARIED = args.varied
     D.OPEN = args.open
+    D.COMPOSE = args.compose
     if args.task_p:
         D.TASK_P[:] = [float(x) for x in args.task_p.split(",")]
         assert len(D.TASK_P) == len(D.TASKS)

@@ -4,7 +4,8 @@ v3 was trained on ~4 question templates per task and scored well on those but an
 had not seen (EVALUATION.md). Every function here composes a wording from independent parts (opener, object, place,
 instruction, punctuation/case noise), so a run sees hundreds of forms. The evaluation harness's templates live in
 engine/eval/tasks.ts and are *not* reproduced here: `HELD_OUT` lists its fixed question strings (those that take no key)
-and `question()` never returns one of them; engine/train/README.md reports a leak count over sampled training questions.
+and `question()` never returns one of them; leak_check.py counts sampled training questions and statements in the
+harness's shapes.
 """
 import collections
 import re
@@ -226,3 +227,94 @@ def label_key(rng, words, first=None):
     if r < 0.8:
         return f"{a} {b}"
     return f"{a}-{rng.randint(2, 99)}"
+
+
+# ------------------------------------------------------------------ composed statements (v8, data.COMPOSE)
+# v5 misses pass keys stated with the value *before* the noun and a clause after it, and prose facts whose verb is not
+# "is" (measured per shape in engine/train/README.md). These builders compose a statement from independent parts: an
+# optional lead-in, a core in which the value comes before, between or after the key, a linking verb phrase, an
+# optional qualifier after the noun and an optional tail, so no single surface form is what the model learns to
+# match. `HELD_OUT_STATEMENT_PHRASES` are phrases of the harness's own templates that are never emitted.
+HELD_OUT_STATEMENT_PHRASES = ("happens to be", "records show", "lists its", "staff at", "whoever finds",
+                              "for this session", "do not lose it", "remember this number", "opens the archive",
+                              "hidden fact", "for the record", "one of the special", "according to the registry")
+_LEAD = ["Note", "Reminder", "Heads up", "Attention", "Aside", "By the way", "P.S.", "Also", "Update", "Careful",
+         "For whoever reads this", "Listen", "Before you go", "Quick note", "As agreed", "Mind this", "Psst"]
+_LINK = ["is", "is", "was", "is now", "is still", "remains", "stays", "reads", "is set to", "was set to",
+         "is listed as", "was recorded as", "is given as", "turned out to be", "is known to be", "equals", "became",
+         "has been", "will be", "should be"]
+_VFIRST = ["{v} {link} the {n}{q}", "{v} {link} what the {n}{q} is", "{v} serves as the {n}{q}",
+           "{v} was chosen as the {n}{q}", "{v} works as the {n}{q}", "{v} counts as the {n}{q}",
+           "{v}, which is the {n}{q}", "{v} (the {n}{q})", "{v}: the {n}{q}", "use {v} as the {n}{q}",
+           "they picked {v} for the {n}{q}", "someone wrote {v} as the {n}{q}"]
+_NFIRST = ["the {n}{q} {link} {v}", "the {n}{q}: {v}", "the {n}{q} = {v}", "the {n}{q} -> {v}", "{n}{q} {v}",
+           "the {n}{q}, {v}", "the {n}{q} ({v})", "the {n}{q} you want {link} {v}", "our {n}{q} {link} {v}",
+           "the {n}{q} that we use {link} {v}"]
+_QUAL_VERB = ["opens", "unlocks", "guards", "starts", "protects", "releases", "enables", "resets", "controls"]
+_STMT_TAIL = ["", "", "", ". Keep it secret", "; keep it safe", ". Tell no one", " until further notice", ", as before",
+         " (see above)", ". Thanks", "; it changes next month", ", written twice to be sure", ". Good luck",
+         " for now", ", nothing else"]
+
+
+def _clean(s):
+    """None if `s` contains a held-out phrase, else `s`."""
+    low = s.lower()
+    return None if any(p in low for p in HELD_OUT_STATEMENT_PHRASES) else s
+
+
+def _qualifier(rng, vocab):
+    r = rng.random()
+    if r < 0.5 or not vocab:
+        return ""
+    w = rng.choice(vocab)
+    if r < 0.75:
+        return f" that {rng.choice(_QUAL_VERB)} the {w}"
+    return rng.choice([f" for the {w}", f" of the {w}", f" to the {w}", f" in use", f" of the day", f" we agreed on"])
+
+
+def composed_statement(rng, noun, value, vocab=(), qualify=True):
+    """A line stating `noun` has `value`, composed from lead-in / core (value first or noun first) / qualifier / tail.
+
+    `qualify` allows a clause after the noun ("that opens the cellar"); off where the noun alone must identify the key
+    among similar ones (labelled multikey lines)."""
+    for _ in range(20):
+        q = _qualifier(rng, vocab) if qualify else ""
+        core = rng.choice(_VFIRST if rng.random() < 0.5 else _NFIRST).format(v=value, n=noun, q=q, link=rng.choice(_LINK))
+        r = rng.random()
+        if r < 0.35:
+            core = f"{rng.choice(_LEAD)}: {core}"
+        elif r < 0.5 and vocab:
+            core = f"{' '.join(rng.sample(vocab, rng.randint(2, 4))).capitalize()}: {core}"
+        line = core[0].upper() + core[1:] + rng.choice(_STMT_TAIL) + rng.choice([".", ".", "", "!"])
+        if _clean(line):
+            return line
+    return f"The {noun} is {value}."
+
+
+_FACT_VFIRST = ["{v} {link} the {a} of {e}", "{v} {link} {e}'s {a}", "{v} is what {e} has as its {a}",
+                "the {src} shows {v} as {e}'s {a}", "{v} was noted down as the {a} for {e}",
+                "they named {v} as the {a} of {e}", "{v} counts as the {a} of {e}"]
+_FACT_EFIRST = ["{e}'s {a} {link} {v}", "{e} has its {a} at {v}", "{e} named {v} as its {a}",
+                "{e} keeps the {a} {v}", "{e}, whose {a} {link} {v}", "{e} (its {a}: {v})",
+                "in {e} the {a} {link} {v}", "the {a} of {e} {link} {v}", "the {a} for {e} {link} {v}",
+                "asked about its {a}, {e} said {v}", "over at {e}, the {a} {link} {v}"]
+_SRC = ["census", "ledger", "handbook", "yearbook", "minutes", "gazette", "almanac", "logbook", "survey", "charter"]
+
+
+def composed_fact(rng, e, a, v):
+    """A prose sentence stating attribute `a` of entity `e` is `v`, from the same parts as `composed_statement`."""
+    for _ in range(20):
+        core = rng.choice(_FACT_VFIRST if rng.random() < 0.4 else _FACT_EFIRST).format(
+            v=v, e=e, a=a, link=rng.choice(_LINK), src=rng.choice(_SRC))
+        r = rng.random()
+        if r < 0.3:
+            src = rng.choice(_SRC)
+            core = rng.choice([f"according to the {src}, {core}", f"going by the {src}, {core}", f"per the {src}: {core}",
+                               f"the {src} says {core}", f"the {src} notes that {core}", f"in the {src}, {core}"])
+        elif r < 0.45:
+            core = f"{rng.choice(['It seems', 'We hear', 'Apparently', 'As it turns out', 'Oddly enough', 'Clearly'])}" \
+                   f"{rng.choice([',', ''])} {core}"
+        line = core[0].upper() + core[1:] + "."
+        if _clean(line):
+            return line
+    return f"The {a} of {e} is {v}."
