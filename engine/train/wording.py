@@ -269,7 +269,7 @@ def _qualifier(rng, vocab):
     w = rng.choice(vocab)
     if r < 0.75:
         return f" that {rng.choice(_QUAL_VERB)} the {w}"
-    return rng.choice([f" for the {w}", f" of the {w}", f" to the {w}", f" in use", f" of the day", f" we agreed on"])
+    return rng.choice([f" for the {w}", f" of the {w}", f" to the {w}", " in use", " of the day", " we agreed on"])
 
 
 def composed_statement(rng, noun, value, vocab=(), qualify=True):
