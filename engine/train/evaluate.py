@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--varied", type=float, default=0.0, help="data.VARIED for the generated examples (0: v3's templates)")
     ap.add_argument("--open", type=float, default=0.0, help="data.OPEN for the generated examples (0: v5's data)")
     ap.add_argument("--compose", type=float, default=0.0, help="data.COMPOSE for the generated examples (0: v5's data)")
+    ap.add_argument("--numeric", type=float, default=0.0, help="data.NUMERIC for the generated examples (0: v5's data)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "attend-default"))
     args = ap.parse_args()
@@ -32,6 +33,7 @@ def main():
     D.VARIED = args.varied
     D.OPEN = args.open
     D.COMPOSE = args.compose
+    D.NUMERIC = args.numeric
     tok = bpe.load()
     m = load_exported(args.model, torch.float32)
     res = {}

@@ -4,7 +4,7 @@ The harness is meant to test paraphrase: its statement sentences and fixed quest
 samples training examples with the given data options and counts (a) questions equal to one of the harness's fixed
 questions (wording.HELD_OUT) and (b) document lines that match one of the harness's statement templates, written
 here as regular expressions with the key and value left open. Exit status 1 if anything matched.
-Usage: /usr/bin/python3 engine/train/leak_check.py [--n 3000] [--varied 0.7] [--compose 0.5] [--open 0]
+Usage: /usr/bin/python3 engine/train/leak_check.py [--n 3000] [--varied 0.7] [--compose 0.5] [--open 0] [--numeric 0]
 """
 import argparse, random, re, sys
 
@@ -34,9 +34,10 @@ def main():
     ap.add_argument("--varied", type=float, default=0.7)
     ap.add_argument("--compose", type=float, default=0.5)
     ap.add_argument("--open", type=float, default=0.0)
+    ap.add_argument("--numeric", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
-    D.VARIED, D.COMPOSE, D.OPEN = args.varied, args.compose, args.open
+    D.VARIED, D.COMPOSE, D.OPEN, D.NUMERIC = args.varied, args.compose, args.open, args.numeric
     gen = D.Gen(D.Corpus("train"))
     rng = random.Random(args.seed)
     pats = {k: re.compile(v, re.I) for k, v in EVAL_STATEMENTS.items()}

@@ -124,6 +124,8 @@ def main():
                     help="probability that a varied fact example takes attributes/entities from the corpus vocabulary")
     ap.add_argument("--compose", type=float, default=0.0,
                     help="probability that a varied statement is composed by wording.composed_statement/composed_fact")
+    ap.add_argument("--numeric", type=float, default=0.0,
+                    help="probability that a filler document gets number-dense lines (data.NUMERIC)")
     ap.add_argument("--extra-turns-within", type=int, default=0,
                     help="add more questions about the same documents as chat turns while the example fits this many tokens")
     ap.add_argument("--time-schedule", action="store_true",
@@ -132,6 +134,7 @@ def main():
     D.VARIED = args.varied
     D.OPEN = args.open
     D.COMPOSE = args.compose
+    D.NUMERIC = args.numeric
     if args.task_p:
         D.TASK_P[:] = [float(x) for x in args.task_p.split(",")]
         assert len(D.TASK_P) == len(D.TASKS)

@@ -318,3 +318,40 @@ def composed_fact(rng, e, a, v):
         if _clean(line):
             return line
     return f"The {a} of {e} is {v}."
+
+
+# ------------------------------------------------------------------ number-dense filler lines (v10, data.NUMERIC)
+_MON = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_UNIT = ["ms", "s", "MB", "KB", "GB", "%", "rpm", "px", "lines", "files", "requests/s", "items"]
+_LEVEL = ["INFO", "WARN", "DEBUG", "ERROR", "NOTICE"]
+_WHAT = ["build", "upload", "sync", "backup", "test run", "import", "migration", "deploy", "scan", "rebuild"]
+
+
+def _ver(rng):
+    v = ".".join(str(rng.randint(0, 20)) for _ in range(rng.choice([2, 3, 3, 4])))
+    return v + (f"-{rng.randint(1, 9)}" if rng.random() < 0.3 else "")
+
+
+def _date(rng):
+    y, m, d = rng.randint(1995, 2030), rng.randint(1, 12), rng.randint(1, 28)
+    return rng.choice([f"{y}-{m:02d}-{d:02d}", f"{d} {_MON[m - 1]} {y}", f"{_MON[m - 1]} {d}, {y}", f"{d:02d}/{m:02d}/{y}"])
+
+
+def numeric_lines(rng, n):
+    """`n` lines dense with numbers that answer nothing: version notes, log lines, measurements, table rows."""
+    out = []
+    for _ in range(n):
+        w = rng.choice(_WHAT)
+        t = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+        out.append(rng.choice([
+            f"Version {_ver(rng)} ({_date(rng)}): {w} fixes, {rng.randint(2, 40)} changes.",
+            f"{_date(rng)} {t} {rng.choice(_LEVEL)} {w} finished in {rng.randint(1, 999)} {rng.choice(_UNIT)}",
+            f"- {w}: {rng.randint(1, 9999)} {rng.choice(_UNIT)} -> {rng.randint(1, 9999)} {rng.choice(_UNIT)}",
+            f"| {rng.randint(1, 64)} | {rng.uniform(0, 100):.1f} | {rng.randint(0, 100)}% | {_ver(rng)} |",
+            f"Updated to {_ver(rng)} on {_date(rng)}; previous {_ver(rng)}.",
+            f"  -- {rng.randint(1, 12)}.{rng.randint(0, 99)} {w} on port {rng.randint(1024, 65535)}, pid {rng.randint(100, 99999)}",
+            f"See section {rng.randint(1, 20)}.{rng.randint(1, 9)} (page {rng.randint(2, 400)}), revised {_date(rng)}.",
+            f"{w.capitalize()} #{rng.randint(10, 99999)} took {rng.uniform(0.1, 99):.2f} {rng.choice(['s', 'min', 'ms'])} "
+            f"at {rng.randint(1, 100)}% load.",
+        ]))
+    return out
