@@ -251,15 +251,15 @@ _NFIRST = ["the {n}{q} {link} {v}", "the {n}{q}: {v}", "the {n}{q} = {v}", "the 
            "the {n}{q}, {v}", "the {n}{q} ({v})", "the {n}{q} you want {link} {v}", "our {n}{q} {link} {v}",
            "the {n}{q} that we use {link} {v}"]
 _QUAL_VERB = ["opens", "unlocks", "guards", "starts", "protects", "releases", "enables", "resets", "controls"]
-_STMT_TAIL = ["", "", "", ". Keep it secret", "; keep it safe", ". Tell no one", " until further notice", ", as before",
-         " (see above)", ". Thanks", "; it changes next month", ", written twice to be sure", ". Good luck",
-         " for now", ", nothing else"]
+_STMT_TAIL = ["", "", "", ". Keep it secret", "; keep it safe", ". Tell no one", " until further notice",
+              ", as before", " (see above)", ". Thanks", "; it changes next month", ", written twice to be sure",
+              ". Good luck", " for now", ", nothing else"]
 
 
-def _clean(s):
-    """None if `s` contains a held-out phrase, else `s`."""
+def _held_out(s):
+    """Whether `s` contains a phrase of the harness's own templates."""
     low = s.lower()
-    return None if any(p in low for p in HELD_OUT_STATEMENT_PHRASES) else s
+    return any(p in low for p in HELD_OUT_STATEMENT_PHRASES)
 
 
 def _qualifier(rng, vocab):
@@ -286,7 +286,7 @@ def composed_statement(rng, noun, value, vocab=(), qualify=True):
         elif r < 0.5 and vocab:
             core = f"{' '.join(rng.sample(vocab, rng.randint(2, 4))).capitalize()}: {core}"
         line = core[0].upper() + core[1:] + rng.choice(_STMT_TAIL) + rng.choice([".", ".", "", "!"])
-        if _clean(line):
+        if not _held_out(line):
             return line
     return f"The {noun} is {value}."
 
@@ -315,7 +315,7 @@ def composed_fact(rng, e, a, v):
             core = f"{rng.choice(['It seems', 'We hear', 'Apparently', 'As it turns out', 'Oddly enough', 'Clearly'])}" \
                    f"{rng.choice([',', ''])} {core}"
         line = core[0].upper() + core[1:] + "."
-        if _clean(line):
+        if not _held_out(line):
             return line
     return f"The {a} of {e} is {v}."
 
