@@ -32,6 +32,24 @@ COMPOSE = 0.0
 # 37x more version strings), and a model trained on sparse numbers answers with whatever number is near (v8).
 # 0 reproduces the earlier data. Set by train.py --numeric.
 NUMERIC = 0.0
+_OPTIONS = {  # command-line flag -> (module global, help)
+    "varied": ("VARIED", "probability of wording.py's question/statement grammar instead of the per-task templates"),
+    "open": ("OPEN", "probability that a varied fact example takes attributes/entities from the corpus vocabulary"),
+    "compose": ("COMPOSE", "probability that a varied statement is composed by wording.composed_statement/composed_fact"),
+    "numeric": ("NUMERIC", "probability that a filler document gets number-dense lines"),
+}
+
+
+def add_data_args(ap, **defaults):
+    """--varied, --open, --compose, --numeric on an argparse parser (default 0: the data up to v5)."""
+    for flag, (_, help_) in _OPTIONS.items():
+        ap.add_argument(f"--{flag}", type=float, default=defaults.get(flag, 0.0), help=help_)
+
+
+def apply_data_args(args):
+    """Sets this module's data options from parsed add_data_args flags."""
+    for flag, (name, _) in _OPTIONS.items():
+        globals()[name] = getattr(args, flag)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "runs")

@@ -22,18 +22,12 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--varied", type=float, default=0.0, help="data.VARIED for the generated examples (0: v3's templates)")
-    ap.add_argument("--open", type=float, default=0.0, help="data.OPEN for the generated examples (0: v5's data)")
-    ap.add_argument("--compose", type=float, default=0.0, help="data.COMPOSE for the generated examples (0: v5's data)")
-    ap.add_argument("--numeric", type=float, default=0.0, help="data.NUMERIC for the generated examples (0: v5's data)")
+    D.add_data_args(ap)
     ap.add_argument("--json", default=None)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "attend-default"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    D.VARIED = args.varied
-    D.OPEN = args.open
-    D.COMPOSE = args.compose
-    D.NUMERIC = args.numeric
+    D.apply_data_args(args)
     tok = bpe.load()
     m = load_exported(args.model, torch.float32)
     res = {}

@@ -31,13 +31,10 @@ EVAL_STATEMENTS = {  # engine/eval/tasks.ts PASSKEY_TEMPLATES, MAGIC_TEMPLATES, 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--varied", type=float, default=0.7)
-    ap.add_argument("--compose", type=float, default=0.5)
-    ap.add_argument("--open", type=float, default=0.0)
-    ap.add_argument("--numeric", type=float, default=0.0)
+    D.add_data_args(ap, varied=0.7, compose=0.5)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
-    D.VARIED, D.COMPOSE, D.OPEN, D.NUMERIC = args.varied, args.compose, args.open, args.numeric
+    D.apply_data_args(args)
     gen = D.Gen(D.Corpus("train"))
     rng = random.Random(args.seed)
     pats = {k: re.compile(v, re.I) for k, v in EVAL_STATEMENTS.items()}

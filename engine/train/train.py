@@ -118,23 +118,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--lmax-start", type=int, default=160, help="length curriculum start (720 = no curriculum)")
     ap.add_argument("--task-p", default=None, help="comma-separated task probabilities, in data.TASKS order")
-    ap.add_argument("--varied", type=float, default=0.0,
-                    help="probability of wording.py's question/statement grammar instead of the per-task templates")
-    ap.add_argument("--open", type=float, default=0.0,
-                    help="probability that a varied fact example takes attributes/entities from the corpus vocabulary")
-    ap.add_argument("--compose", type=float, default=0.0,
-                    help="probability that a varied statement is composed by wording.composed_statement/composed_fact")
-    ap.add_argument("--numeric", type=float, default=0.0,
-                    help="probability that a filler document gets number-dense lines (data.NUMERIC)")
+    D.add_data_args(ap)
     ap.add_argument("--extra-turns-within", type=int, default=0,
                     help="add more questions about the same documents as chat turns while the example fits this many tokens")
     ap.add_argument("--time-schedule", action="store_true",
                     help="LR/curriculum progress = max(step/total, elapsed/max-minutes), so the cosine ends on time")
     args = ap.parse_args()
-    D.VARIED = args.varied
-    D.OPEN = args.open
-    D.COMPOSE = args.compose
-    D.NUMERIC = args.numeric
+    D.apply_data_args(args)
     if args.task_p:
         D.TASK_P[:] = [float(x) for x in args.task_p.split(",")]
         assert len(D.TASK_P) == len(D.TASKS)
