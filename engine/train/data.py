@@ -32,16 +32,24 @@ COMPOSE = 0.0
 # 37x more version strings), and a model trained on sparse numbers answers with whatever number is near (v8).
 # 0 reproduces the earlier data. Set by train.py --numeric.
 NUMERIC = 0.0
+# Contrast turns: the probability that an example also asks, as a further chat turn about the same documents, for a
+# key like the asked one that is not there (answer "not found"); a pass-key "not found" example whose documents state
+# another kind of code also asks for that one (answer: its value). The same context then trains both answers, so the
+# model has to read the key rather than copy the nearest number (v8 and v10 lost "not found" as they learned to read
+# more shapes). 0 keeps the earlier rate of 0.4 for the other tasks' extra "not found" turn and adds no pass-key turns,
+# which reproduces the earlier data. Set by train.py --contrast.
+CONTRAST = 0.0
 _OPTIONS = {  # command-line flag -> (module global, help)
     "varied": ("VARIED", "probability of wording.py's question/statement grammar instead of the per-task templates"),
     "open": ("OPEN", "probability that a varied fact example takes attributes/entities from the corpus vocabulary"),
     "compose": ("COMPOSE", "probability that a varied statement is composed by wording.composed_statement/composed_fact"),
     "numeric": ("NUMERIC", "probability that a filler document gets number-dense lines"),
+    "contrast": ("CONTRAST", "probability of a further 'not found' turn about an absent key like the asked one"),
 }
 
 
 def add_data_args(ap, **defaults):
-    """--varied, --open, --compose, --numeric on an argparse parser (default 0: the data up to v5)."""
+    """--varied, --open, --compose, --numeric, --contrast on an argparse parser (default 0: the data up to v5)."""
     for flag, (_, help_) in _OPTIONS.items():
         ap.add_argument(f"--{flag}", type=float, default=defaults.get(flag, 0.0), help=help_)
 
@@ -279,7 +287,7 @@ def extra_turns(rng, ask, vals, n, asked, missing, most):
     """Further (question, answer) turns about items 0..n-1 (up to `most`, never the asked one), plus 40% of the time
     one about item n, which is never written (answer "not found")."""
     extra = [(ask(i), vals[i]) for i in rng.sample(range(n), min(n, most)) if i != asked]
-    if not missing and rng.random() < 0.4:
+    if not missing and rng.random() < max(0.4, CONTRAST):
         extra.append((ask(n), "not found"))
     rng.shuffle(extra)
     return extra
@@ -364,13 +372,20 @@ class Gen:
             # a different kind of code is present, the asked one is not
             other = rng.choice([n for n in ["pass key", "access code", "secret code", "PIN", "unlock code", "passkey"]
                                 + (PASS_NOUNS if tpl is None else []) if n.replace(" ", "") != noun.replace(" ", "")])
+            extra = []
             if rng.random() < 0.5:
                 self._place(rng, docs, [tpl.format(n=other, N=other.capitalize(), k=key) if tpl else say(other, key)], late)
+                if CONTRAST > 0 and rng.random() < CONTRAST:
+                    extra.append((W.question(rng, other, bare=other), key))
             noun2 = noun
             q = q.replace(noun, noun2)
-            return dict(docs=docs, question=q, answer="not found", needle=None)
+            return dict(docs=docs, question=q, answer="not found", needle=None, **({"extra": extra} if extra else {}))
+        extra = []
+        if CONTRAST > 0 and rng.random() < CONTRAST:
+            absent = rng.choice([n for n in PASS_NOUNS if n.replace(" ", "") != noun.replace(" ", "")])
+            extra.append((W.question(rng, absent, bare=absent), "not found"))
         self._place(rng, docs, [line], late)
-        return dict(docs=docs, question=q, answer=key, needle=line)
+        return dict(docs=docs, question=q, answer=key, needle=line, **({"extra": extra} if extra else {}))
 
     def t_multikey(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
@@ -535,7 +550,7 @@ class Gen:
         extra = [(ask_fact(f[0], f[1]), f[2]) for i, f in enumerate(facts) if i != ask_i]
         extra = rng.sample(extra, min(len(extra), 4))
         unstated = [(x, y[0]) for x in ents for y in attrs if (x, y[0]) not in {(f[0], f[1]) for f in facts}]
-        if not missing and unstated and rng.random() < 0.4:
+        if not missing and unstated and rng.random() < max(0.4, CONTRAST):
             extra.append((ask_fact(*rng.choice(unstated)), "not found"))
         rng.shuffle(extra)
         # The needle is the very sentence placed (say() draws a new wording on every call).
