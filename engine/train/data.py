@@ -285,7 +285,7 @@ def key_style_for(path):
 # ---------------------------------------------------------------- tasks
 def extra_turns(rng, ask, vals, n, asked, missing, most):
     """Further (question, answer) turns about items 0..n-1 (up to `most`, never the asked one), plus 40% of the time
-    one about item n, which is never written (answer "not found")."""
+    (CONTRAST of the time when that is higher) one about item n, which is never written (answer "not found")."""
     extra = [(ask(i), vals[i]) for i in rng.sample(range(n), min(n, most)) if i != asked]
     if not missing and rng.random() < max(0.4, CONTRAST):
         extra.append((ask(n), "not found"))
