@@ -368,24 +368,26 @@ class Gen:
             tpl = None
             line = say(noun, key)
             q = W.question(rng, noun, bare=noun)
+        unlike = lambda nouns: [n for n in nouns if n.replace(" ", "") != noun.replace(" ", "")]
+        extra = []
         if missing:
             # a different kind of code is present, the asked one is not
-            other = rng.choice([n for n in ["pass key", "access code", "secret code", "PIN", "unlock code", "passkey"]
-                                + (PASS_NOUNS if tpl is None else []) if n.replace(" ", "") != noun.replace(" ", "")])
-            extra = []
+            other = rng.choice(unlike(["pass key", "access code", "secret code", "PIN", "unlock code", "passkey"]
+                                      + (PASS_NOUNS if tpl is None else [])))
             if rng.random() < 0.5:
                 self._place(rng, docs, [tpl.format(n=other, N=other.capitalize(), k=key) if tpl else say(other, key)], late)
                 if CONTRAST > 0 and rng.random() < CONTRAST:
                     extra.append((W.question(rng, other, bare=other), key))
-            noun2 = noun
-            q = q.replace(noun, noun2)
-            return dict(docs=docs, question=q, answer="not found", needle=None, **({"extra": extra} if extra else {}))
-        extra = []
-        if CONTRAST > 0 and rng.random() < CONTRAST:
-            absent = rng.choice([n for n in PASS_NOUNS if n.replace(" ", "") != noun.replace(" ", "")])
-            extra.append((W.question(rng, absent, bare=absent), "not found"))
-        self._place(rng, docs, [line], late)
-        return dict(docs=docs, question=q, answer=key, needle=line, **({"extra": extra} if extra else {}))
+            ex = dict(docs=docs, question=q, answer="not found", needle=None)
+        else:
+            if CONTRAST > 0 and rng.random() < CONTRAST:
+                absent = rng.choice(unlike(PASS_NOUNS))
+                extra.append((W.question(rng, absent, bare=absent), "not found"))
+            self._place(rng, docs, [line], late)
+            ex = dict(docs=docs, question=q, answer=key, needle=line)
+        if extra:
+            ex["extra"] = extra
+        return ex
 
     def t_multikey(self, rng, nchars, n_docs, missing, late):
         docs = self._filler_docs(rng, n_docs, nchars)
