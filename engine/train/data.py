@@ -283,11 +283,17 @@ def key_style_for(path):
 
 
 # ---------------------------------------------------------------- tasks
+def asks_absent(rng):
+    """Whether an example also gets a further turn about an absent key (answer "not found"): 40% of the time, or
+    CONTRAST of the time when that is higher."""
+    return rng.random() < max(0.4, CONTRAST)
+
+
 def extra_turns(rng, ask, vals, n, asked, missing, most):
-    """Further (question, answer) turns about items 0..n-1 (up to `most`, never the asked one), plus 40% of the time
-    (CONTRAST of the time when that is higher) one about item n, which is never written (answer "not found")."""
+    """Further (question, answer) turns about items 0..n-1 (up to `most`, never the asked one), plus (asks_absent) one
+    about item n, which is never written (answer "not found")."""
     extra = [(ask(i), vals[i]) for i in rng.sample(range(n), min(n, most)) if i != asked]
-    if not missing and rng.random() < max(0.4, CONTRAST):
+    if not missing and asks_absent(rng):
         extra.append((ask(n), "not found"))
     rng.shuffle(extra)
     return extra
@@ -552,7 +558,7 @@ class Gen:
         extra = [(ask_fact(f[0], f[1]), f[2]) for i, f in enumerate(facts) if i != ask_i]
         extra = rng.sample(extra, min(len(extra), 4))
         unstated = [(x, y[0]) for x in ents for y in attrs if (x, y[0]) not in {(f[0], f[1]) for f in facts}]
-        if not missing and unstated and rng.random() < max(0.4, CONTRAST):
+        if not missing and unstated and asks_absent(rng):
             extra.append((ask_fact(*rng.choice(unstated)), "not found"))
         rng.shuffle(extra)
         # The needle is the very sentence placed (say() draws a new wording on every call).
