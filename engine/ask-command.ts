@@ -14,7 +14,7 @@ function nonNegativeInt(value: string | undefined, flag: string): number | undef
 export const askCommand: Command = {
   summary: 'answer a question about files, streaming, then list the attributed passages',
   usage:
-    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K] [--memory-lexical-weight W] [--no-memory] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
+    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K] [--memory-lexical-weight W] [--no-memory] [--quote on|off] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
   async run(args, ctx) {
     const { values, positionals } = parseCommandArgs(args, {
       model: { type: 'string' },
@@ -25,6 +25,7 @@ export const askCommand: Command = {
       'memory-top-k': { type: 'string' },
       'memory-lexical-weight': { type: 'string' },
       'no-memory': { type: 'boolean' },
+      quote: { type: 'string' },
       cache: { type: 'string' },
       'no-cache': { type: 'boolean' },
       threads: { type: 'string' },
@@ -50,6 +51,9 @@ export const askCommand: Command = {
     const lw = values['memory-lexical-weight'];
     if (lw !== undefined && !/^\d+(\.\d+)?$/.test(lw)) throw new UsageError(`--memory-lexical-weight must be a number >= 0, got "${lw}"`);
     const lexicalWeight = lw === undefined ? undefined : Number(lw);
+    if (values.quote !== undefined && values.quote !== 'on' && values.quote !== 'off')
+      throw new UsageError(`--quote must be on or off, got "${values.quote}"`);
+    const quote = values.quote === undefined ? {} : { quote: values.quote === 'on' };
     const engine = await Engine.load({
       modelDir,
       ...(window !== undefined ? { window } : {}),
@@ -66,7 +70,7 @@ export const askCommand: Command = {
       let result;
       try {
         result = await engine.ask(
-          { docs, question, maxNewTokens: positiveInt(values['max-new'], '--max-new') ?? 64 },
+          { docs, question, maxNewTokens: positiveInt(values['max-new'], '--max-new') ?? 64, ...quote },
           {
             signal: ac.signal,
             onToken: (t) => {
@@ -90,6 +94,7 @@ export const askCommand: Command = {
               reusedFrom: result.reusedFrom,
               computedTokens: result.computedTokens,
               retrieved: result.retrieved,
+              quote: result.quote,
               timings: result.timings,
               passages: result.passages.map((p) => ({ ...p, location: lineOf(p), text: docs[p.doc].text.slice(p.start, p.end) })),
             },
@@ -111,6 +116,7 @@ export const askCommand: Command = {
         `\n${result.promptTokens.toLocaleString('en-US')} prompt tokens: ${result.reusedTokens.toLocaleString('en-US')} reused (${result.reusedFrom}), ` +
           `${result.computedTokens.toLocaleString('en-US')} computed; ${result.generatedTokens} generated (${result.stopReason}); ` +
           `first token ${(t.firstTokenMs / 1000).toFixed(2)} s, decode ${(t.decodeMs / 1000).toFixed(2)} s` +
+          (result.quote === 'released' ? '; no quote of the documents continued the answer, the rest is unconstrained' : '') +
           (result.retrieved.length ? `; memory brought back ${result.retrieved.map((b) => `[${b.start}, ${b.end})`).join(' ')}` : '') +
           '\n',
       );

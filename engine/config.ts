@@ -224,6 +224,12 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) sinkDistance = v;
     else f.fail('attend_max_sink_distance', `must be a positive integer, got ${show(v)}`);
   }
+  let quoteReplies: readonly string[] | null = null;
+  if (f.has('attend_quote_answers')) {
+    const v = f.raw('attend_quote_answers');
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x.trim() !== '')) quoteReplies = Object.freeze([...v]);
+    else f.fail('attend_quote_answers', `must be a list of non-empty strings, got ${show(v)}`);
+  }
   return Object.freeze({
     family,
     hiddenSize,
@@ -244,6 +250,7 @@ export function parseConfig(json: unknown, file: string): ModelConfig {
     eosTokenIds: Object.freeze(eosTokenIds),
     attentionSinks,
     sinkDistance,
+    quoteReplies,
   });
 }
 

@@ -17,6 +17,7 @@ import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
+import { chooseQuoted, QuoteConstraint } from './quote';
 
 export interface EngineOptions {
   readonly modelDir: string;
@@ -50,6 +51,11 @@ export interface AskRequest {
   readonly sampling?: SamplingOptions;
   /** Generation stops when the answer contains one of these (it is cut before it). */
   readonly stop?: readonly string[];
+  /**
+   * Answers quote the documents verbatim (or give one of the model's fixed replies), see quote.ts. Default: on for a
+   * model whose config.json states `attend_quote_answers` (the built-in model), off for others.
+   */
+  readonly quote?: boolean;
 }
 
 export interface Progress {
@@ -90,6 +96,11 @@ export interface AskResult {
   readonly generatedTokens: number;
   readonly timings: { readonly prefillMs: number; readonly firstTokenMs: number; readonly decodeMs: number };
   readonly passages: Passage[];
+  /**
+   * Whether the answer was decoded as a quote: 'on' (every token continued a quote or fixed reply), 'released' (at
+   * some step none of the model's best candidates did, and the rest is unconstrained), 'off'.
+   */
+  readonly quote: 'on' | 'released' | 'off';
   /** Per answer token: its text and attribution, for per-sentence grouping. */
   readonly tokens: readonly { readonly text: string; readonly attribution: TokenAttribution }[];
   readonly prompt: Prompt;
@@ -250,6 +261,16 @@ export class Engine {
     const eos = new Set(this.cfg.eosTokenIds);
     if (this.tokenizer.eosTokenId !== null) eos.add(this.tokenizer.eosTokenId);
     const decoder = this.tokenizer.createStreamDecoder();
+    const quoting = req.quote ?? this.cfg.quoteReplies !== null;
+    const quote = quoting
+      ? new QuoteConstraint(
+          req.docs.map((d) => d.text),
+          this.cfg.quoteReplies ?? [],
+        )
+      : null;
+    const generated: number[] = [];
+    const visibleAfter = (id: number) => QuoteConstraint.visible(this.tokenizer.decode([...generated, id]));
+    const greedy = (req.sampling ?? GREEDY).temperature === 0;
     const tokens: { text: string; attribution: TokenAttribution }[] = [];
     let answer = '';
     let stopReason: StopReason = 'length';
@@ -263,7 +284,8 @@ export class Engine {
       const vocab = this.cfg.vocabSize;
       const keep = step.logits.length / vocab;
       // Rows past the tokenizer's vocabulary are padding in many checkpoints (Qwen): never sample them.
-      const tokenId = sample(step.logits.subarray((keep - 1) * vocab, (keep - 1) * vocab + Math.min(vocab, this.tokenizer.vocabSize)));
+      const row = step.logits.subarray((keep - 1) * vocab, (keep - 1) * vocab + Math.min(vocab, this.tokenizer.vocabSize));
+      const tokenId = quote ? chooseQuoted(row, quote, sample, visibleAfter, (id) => eos.has(id), greedy) : sample(row);
       if (i === 0) firstTokenMs = performance.now() - t0;
       if (eos.has(tokenId)) {
         stopReason = 'eos';
@@ -272,6 +294,8 @@ export class Engine {
       const att = step.attentions!;
       const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
       const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
+      generated.push(tokenId);
+      quote?.commit(QuoteConstraint.visible(this.tokenizer.decode(generated)));
       let text = decoder.push(tokenId);
       // Answers often open with a space or newline token (the built-in model answers " 58213" so that its first token
       // is the one in the document); the answer the user sees starts at its first visible character.
@@ -305,6 +329,7 @@ export class Engine {
       reusedFrom: pre.reusedFrom,
       computedTokens: pre.computed,
       retrieved: pre.retrieved,
+      quote: quote === null ? 'off' : quote.active ? 'on' : 'released',
       generatedTokens: tokens.length,
       timings: { prefillMs, firstTokenMs, decodeMs },
       passages: buildPassages(

@@ -129,6 +129,8 @@ export interface AskParams {
   readonly temperature?: number;
   readonly seed?: number;
   readonly stop?: readonly string[];
+  /** Answers quote the documents (engine/quote.ts); absent = the model's default. */
+  readonly quote?: boolean;
 }
 
 export interface ProgressNotification {
@@ -493,7 +495,8 @@ export function isAskParams(x: unknown): x is AskParams {
     x['maxNewTokens'] > 0 &&
     (x['temperature'] === undefined || (isFiniteNum(x['temperature']) && x['temperature'] >= 0)) &&
     (x['seed'] === undefined || isNat(x['seed'])) &&
-    (x['stop'] === undefined || isArrayOf(x['stop'], (s): s is string => isStr(s, 1000) && s !== ''))
+    (x['stop'] === undefined || isArrayOf(x['stop'], (s): s is string => isStr(s, 1000) && s !== '')) &&
+    (x['quote'] === undefined || typeof x['quote'] === 'boolean')
   );
 }
 

@@ -41,6 +41,11 @@ export interface ModelConfig {
    * null = max_position_embeddings. Past it the engine moves the sinks' rotary positions along (runtime/decoder.ts).
    */
   readonly sinkDistance: number | null;
+  /**
+   * The model answers by quoting the documents (`attend_quote_answers`, the built-in model's key): its fixed replies
+   * besides quotes, e.g. ["not found"]; null = not stated (answers are free text). See quote.ts.
+   */
+  readonly quoteReplies: readonly string[] | null;
 }
 
 /**

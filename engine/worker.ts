@@ -222,6 +222,7 @@ export class Worker {
           maxNewTokens: params.maxNewTokens,
           ...(params.temperature !== undefined ? { sampling: { temperature: params.temperature, topP: 1, seed: params.seed ?? 0 } } : {}),
           ...(params.stop ? { stop: params.stop } : {}),
+          ...(params.quote !== undefined ? { quote: params.quote } : {}),
         },
         {
           signal: abort.signal,

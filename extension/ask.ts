@@ -119,7 +119,13 @@ export async function askQuestion(ctx: Ctx, scope: ScopeSpec, question: string):
         }
         let lastPct = 0;
         const result = await ctx.client.ask(
-          { askId, docs: docs.map((d) => ({ path: d.path, text: d.text })), question, maxNewTokens: settings.maxNewTokens },
+          {
+            askId,
+            docs: docs.map((d) => ({ path: d.path, text: d.text })),
+            question,
+            maxNewTokens: settings.maxNewTokens,
+            ...(settings.quote !== null ? { quote: settings.quote } : {}),
+          },
           {
             signal: abort.signal,
             onProgress: (p) => {

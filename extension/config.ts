@@ -26,6 +26,8 @@ export interface AttendSettings {
   readonly cacheBlockSize: number | null;
   readonly memoryTopK: number | null;
   readonly memoryLexicalWeight: number | null;
+  /** attend.answer.quote: null = the model's default ("auto"). */
+  readonly quote: boolean | null;
 }
 
 function positiveOrNull(v: unknown): number | null {
@@ -74,6 +76,7 @@ export function readSettings(extensionPath: string, globalStoragePath: string): 
     cacheBlockSize: inRange(positiveOrNull(cfg.get('cache.blockSize')), MIN_BLOCK_SIZE, MAX_BLOCK_SIZE),
     memoryTopK: inRange(natOrNull(cfg.get('memory.topK')), 0, MAX_MEMORY_TOP_K),
     memoryLexicalWeight: inRange(numberOrNull(cfg.get('memory.lexicalWeight')), 0, MAX_LEXICAL_WEIGHT),
+    quote: ({ on: true, off: false } as Record<string, boolean>)[String(cfg.get('answer.quote'))] ?? null,
   };
 }
 

@@ -12,7 +12,7 @@ import type { MemoryMode } from './score';
 
 const USAGE =
   'attend eval [--model DIR] [--tasks passkey,niah,multikey,lookup,notfound] [--lengths 0.25,0.5,1,4,16,64] [--n N] ' +
-  '[--memory on|off|both] [--top-k K] [--lexical-weight W] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--docs DIR] ' +
+  '[--memory on|off|both] [--top-k K] [--lexical-weight W] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--quote on|off] [--docs DIR] ' +
   '[--out FILE] [--md FILE] [--quiet]';
 
 export interface EvalArgs {
@@ -27,6 +27,8 @@ export interface EvalArgs {
   readonly window?: number;
   readonly threads?: number;
   readonly maxNewTokens: number;
+  /** Absent: the model's default. */
+  readonly quote?: boolean;
   readonly docRoot: string;
   readonly out: string;
   readonly md: string;
@@ -53,6 +55,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
         window: { type: 'string' },
         threads: { type: 'string' },
         'max-new-tokens': { type: 'string' },
+        quote: { type: 'string' },
         docs: { type: 'string' },
         out: { type: 'string' },
         md: { type: 'string' },
@@ -92,6 +95,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
   const memory = v.memory ?? 'both';
   if (!['on', 'off', 'both'].includes(memory)) throw usageError(`--memory must be on, off or both, got "${memory}"`);
   const modes: MemoryMode[] = memory === 'both' ? ['off', 'on'] : [memory as MemoryMode];
+  if (v.quote !== undefined && !['on', 'off'].includes(v.quote)) throw usageError(`--quote must be on or off, got "${v.quote}"`);
 
   return {
     ...(v.model !== undefined ? { model: v.model } : {}),
@@ -105,6 +109,7 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
     ...(v.window !== undefined ? { window: int(v.window, '--window') } : {}),
     ...(v.threads !== undefined ? { threads: int(v.threads, '--threads') } : {}),
     maxNewTokens: int(v['max-new-tokens'], '--max-new-tokens') ?? 32,
+    ...(v.quote !== undefined ? { quote: v.quote === 'on' } : {}),
     docRoot: v.docs ?? DEFAULT_DOC_ROOT,
     out: v.out ?? 'eval-results.json',
     md: v.md ?? 'EVALUATION.md',
@@ -145,6 +150,7 @@ export const evalCommand: Command = {
         ...(a.window !== undefined ? { window: a.window } : {}),
         ...(a.threads !== undefined ? { threads: a.threads } : {}),
         maxNewTokens: a.maxNewTokens,
+        ...(a.quote !== undefined ? { quote: a.quote } : {}),
         corpus,
       },
       (p) => {

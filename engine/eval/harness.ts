@@ -66,6 +66,8 @@ export interface EvalPlan {
   readonly threads?: number;
   readonly chunkSize?: number;
   readonly maxNewTokens: number;
+  /** Quoted answers (quote.ts); absent = the model's default. */
+  readonly quote?: boolean;
   readonly corpus: FillerCorpus;
 }
 
@@ -95,6 +97,8 @@ export interface EvalRun {
     /** Absent in runs from before lexical ranking (attention only). */
     readonly lexicalWeight?: number;
     readonly maxNewTokens: number;
+    /** Answers decoded as quotes of the documents (quote.ts). Absent in runs from before it existed (off). */
+    readonly quote?: boolean;
     readonly threads: number | null;
     readonly chunkSize: number | null;
     readonly cacheDir: null;
@@ -174,7 +178,12 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       let done = 0;
       for (const ex of examples) {
         engine.clearMemoryCache(); // examples never share a prefix, and the cache would only hold memory
-        const res = await engine.ask({ docs: ex.docs, question: ex.question, maxNewTokens: plan.maxNewTokens });
+        const res = await engine.ask({
+          docs: ex.docs,
+          question: ex.question,
+          maxNewTokens: plan.maxNewTokens,
+          ...(plan.quote !== undefined ? { quote: plan.quote } : {}),
+        });
         const top = res.passages[0];
         const needleAt = ex.needle ? tokenRange(res.prompt.origin, ex.needle) : null;
         // Blocks block memory brought back (absent from engines without it).
@@ -238,6 +247,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       topK: plan.topK,
       lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
       maxNewTokens: plan.maxNewTokens,
+      quote: plan.quote ?? cfg.quoteReplies !== null,
       threads: plan.threads ?? null,
       chunkSize: plan.chunkSize ?? null,
       cacheDir: null,

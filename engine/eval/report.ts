@@ -51,6 +51,7 @@ export function renderMarkdown(run: EvalRun): string {
     `--seed ${s.seed}`,
     `--top-k ${s.topK}`,
     `--lexical-weight ${s.lexicalWeight ?? 0}`,
+    ...(s.quote !== undefined ? [`--quote ${s.quote ? 'on' : 'off'}`] : []),
   ];
   const ns = new Set(Object.values(s.nPerRatio));
   if (ns.size === 1) cmd.push(`--n ${[...ns][0]}`);
@@ -59,7 +60,7 @@ export function renderMarkdown(run: EvalRun): string {
   out.push(
     [
       `- model: \`${m.dir}\` (${m.family}, ${m.layers} layers, hidden ${m.hiddenSize}, ${m.heads} heads / ${m.kvHeads} KV heads, vocab ${m.vocabSize})`,
-      `- attention: window W = ${m.window} tokens, ${m.sinks} sink tokens; persistent KV cache off; greedy decoding, at most ${s.maxNewTokens} new tokens`,
+      `- attention: window W = ${m.window} tokens, ${m.sinks} sink tokens; persistent KV cache off; greedy decoding${s.quote ? " of quoted answers (each a span of the documents or one of the model's fixed replies, engine/quote.ts)" : ''}, at most ${s.maxNewTokens} new tokens`,
       `- examples per cell: ${s.ratios.map((r) => `${ratioLabel(r)}: ${s.nPerRatio[String(r)]}`).join(', ')}` +
         ' (prefill time grows with length, so long cells get fewer examples; read small cells as coarse, e.g. 1/2 = 50%)',
       `- seed: \`${s.seed}\`; filler: ${run.corpus.description} (fingerprint \`${run.corpus.fingerprint}\`)`,

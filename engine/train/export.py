@@ -106,6 +106,9 @@ def config_json(c: Cfg, tok, dtype):
         # Training sequences reach ~720 prompt tokens, so queries never saw a sink further away: past that the engine
         # moves the sinks' rotary positions along (engine/runtime/decoder.ts, Decoder.sinkShift).
         "attend_max_sink_distance": MAX_SINK_DISTANCE,
+        # Every training answer is a span of the documents or "not found": the engine decodes answers as quotes
+        # (engine/quote.ts), which turns a slip in copying into the span being copied.
+        "attend_quote_answers": ["not found"],
         "attention_bias": False,
         "attention_dropout": 0.0,
         "tie_word_embeddings": True,

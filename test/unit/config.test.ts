@@ -219,3 +219,11 @@ test('attend_max_sink_distance: read when present, null when absent, bad values 
   throwsWith(() => parseConfig(base({ attend_max_sink_distance: 0 }), FILE), 'attend_max_sink_distance', '0', FILE);
   throwsWith(() => parseConfig(base({ attend_max_sink_distance: 7.5 }), FILE), 'attend_max_sink_distance', FILE);
 });
+
+test('attend_quote_answers: the fixed replies when present, null when absent, anything but non-empty strings named', () => {
+  assert.equal(parseConfig(base(), FILE).quoteReplies, null);
+  assert.deepEqual(parseConfig(base({ attend_quote_answers: ['not found'] }), FILE).quoteReplies, ['not found']);
+  assert.deepEqual(parseConfig(base({ attend_quote_answers: [] }), FILE).quoteReplies, [], 'quotes only');
+  for (const bad of ['not found', [1], [' '], {}])
+    throwsWith(() => parseConfig(base({ attend_quote_answers: bad }), FILE), 'attend_quote_answers', 'list of non-empty strings', FILE);
+});

@@ -90,7 +90,12 @@ test('greedy answers through the public API equal the PyTorch greedy answers', a
       assert.deepEqual(prompt.ids, p.ids, `${p.name}: the engine lays out the prompt exactly as training did`);
       const tokens: number[] = [];
       const r = await engine.ask(
-        { docs: p.docs.map((d) => ({ path: d.name, text: d.text })), question: p.question, maxNewTokens: p.greedy_answer_ids.length + 2 },
+        {
+          docs: p.docs.map((d) => ({ path: d.name, text: d.text })),
+          question: p.question,
+          maxNewTokens: p.greedy_answer_ids.length + 2,
+          quote: false, // plain greedy, as PyTorch decoded it
+        },
         { onToken: (t) => tokens.push(t.tokenId) },
       );
       const eos = new Set(engine.cfg.eosTokenIds);

@@ -353,6 +353,10 @@ test('eval arguments: defaults, lists, and usage errors', () => {
   assert.throws(() => parseEvalArgs(['--tasks', 'haystack'], err), /unknown task "haystack"/);
   assert.throws(() => parseEvalArgs(['--lengths', '1,x'], err), /--lengths/);
   assert.throws(() => parseEvalArgs(['--memory', 'maybe'], err), /--memory/);
+  assert.equal(d.quote, undefined, "quoting follows the model's config unless asked");
+  assert.equal(parseEvalArgs(['--quote', 'off'], err).quote, false);
+  assert.equal(parseEvalArgs(['--quote', 'on'], err).quote, true);
+  assert.throws(() => parseEvalArgs(['--quote', 'yes'], err), /--quote must be on or off/);
   assert.throws(() => parseEvalArgs(['--n', '0'], err), /--n/);
   assert.throws(() => parseEvalArgs(['--bogus'], err), /usage/);
 });

@@ -115,6 +115,8 @@ test('engine request params: ask', () => {
   const ok = { askId: 'a', docs: [{ path: 'x', text: 'y' }], question: 'q?', maxNewTokens: 8 };
   assert.ok(isAskParams(ok));
   assert.ok(isAskParams({ ...ok, temperature: 0.7, seed: 3, stop: ['\n\n'] }));
+  assert.ok(isAskParams({ ...ok, quote: false }) && isAskParams({ ...ok, quote: true }));
+  assert.ok(!isAskParams({ ...ok, quote: 'on' }), 'quote is a boolean');
   assert.ok(!isAskParams({ ...ok, askId: '' }));
   assert.ok(!isAskParams({ ...ok, question: '   ' }));
   assert.ok(!isAskParams({ ...ok, maxNewTokens: 0 }));

@@ -34,6 +34,7 @@ function makeCfg(over: Partial<ModelConfig>): ModelConfig {
     eosTokenIds: [],
     attentionSinks: null,
     sinkDistance: null,
+    quoteReplies: null,
     ...over,
   };
 }

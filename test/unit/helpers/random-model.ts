@@ -26,6 +26,7 @@ export function testConfig(over: Partial<ModelConfig> = {}): ModelConfig {
     eosTokenIds: [1],
     attentionSinks: null,
     sinkDistance: null,
+    quoteReplies: null,
     ...over,
   });
 }
