@@ -24,8 +24,13 @@ function matchForm(text: string): string {
   return foldSpace(text).toLowerCase();
 }
 
-/** Candidates looked at first per step, best logit first; the rest of the vocabulary only when none of these may follow. */
+/** Candidates looked at first per step, best logit first. */
 export const QUOTE_CANDIDATES = 64;
+/**
+ * How far down the model's ranking a step looks when none of the first QUOTE_CANDIDATES may follow (all of the
+ * built-in model's 2,048 ids; a bound on the work per step for vocabularies of 150k).
+ */
+export const QUOTE_SEARCH = 4096;
 
 export class QuoteConstraint {
   private readonly text: string;
@@ -107,8 +112,8 @@ export class QuoteConstraint {
 
 /**
  * The token to emit under the constraint: the best-scored token the constraint allows (for a sampler, the allowed
- * ones with the rest masked out). The model's QUOTE_CANDIDATES best are looked at first, the rest of the vocabulary
- * only when none of those is allowed. `textAfter(id)` is the visible answer if `id` came next; `isEnd(id)` says
+ * ones with the rest masked out). The model's QUOTE_CANDIDATES best are looked at first, the next ones down to
+ * QUOTE_SEARCH only when none of those is allowed. `textAfter(id)` is the visible answer if `id` came next; `isEnd(id)` says
  * whether `id` ends the answer. When no token at all is allowed, the constraint is released and the unconstrained
  * choice is returned.
  */
@@ -125,8 +130,8 @@ export function chooseQuoted(
   const best = topIndices(logits, QUOTE_CANDIDATES);
   let ok = best.filter(allowed);
   if (ok.length === 0) {
-    const seen = new Set(best);
-    ok = Array.from({ length: logits.length }, (_, i) => i).filter((i) => !seen.has(i) && allowed(i));
+    const order = Array.from({ length: logits.length }, (_, i) => i).sort((x, y) => logits[y] - logits[x]);
+    ok = order.slice(QUOTE_CANDIDATES, QUOTE_SEARCH).filter(allowed);
   }
   if (ok.length === 0) {
     quote.release();

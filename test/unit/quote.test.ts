@@ -2,7 +2,7 @@
 // fixed reply; the answer ends only where a span ends at a word boundary; a model with garbled preferences still quotes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseQuoted, foldSpace, QuoteConstraint, QUOTE_CANDIDATES, topIndices } from '../../engine/quote';
+import { chooseQuoted, foldSpace, QuoteConstraint, QUOTE_CANDIDATES, QUOTE_SEARCH, topIndices } from '../../engine/quote';
 import { argmax, createSampler } from '../../engine/sampling';
 import { Engine } from '../../engine/engine';
 import { fixturePath as fixture } from '../../tools/make-fixture';
@@ -106,7 +106,7 @@ test('sampling draws only among the allowed tokens', () => {
   }
 });
 
-test('beyond the best candidates the whole vocabulary is searched; with nothing allowed the constraint lets go', () => {
+test('beyond the best candidates the search goes down the ranking; with nothing allowed the constraint lets go', () => {
   const n = QUOTE_CANDIDATES + 10;
   const l = Float32Array.from({ length: n }, (_, i) => n - i); // token i ranks i-th
   const texts = Array.from({ length: n }, (_, i) => `t${i}z`);
@@ -137,6 +137,21 @@ test('beyond the best candidates the whole vocabulary is searched; with nothing 
     'the unconstrained choice',
   );
   assert.equal(none.active, false);
+  // The search stops QUOTE_SEARCH deep: a token ranked below that is not looked at.
+  const big = Float32Array.from({ length: QUOTE_SEARCH + 5 }, (_, i) => -i);
+  const deep = new QuoteConstraint([`only t${QUOTE_SEARCH + 2}z is here`], []);
+  assert.equal(
+    chooseQuoted(
+      big,
+      deep,
+      argmax,
+      (i) => `t${i}z`,
+      () => false,
+      true,
+    ),
+    0,
+  );
+  assert.equal(deep.active, false);
 });
 
 test('through the engine: a random model quotes the document when asked to, and reports it', async () => {
