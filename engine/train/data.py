@@ -39,17 +39,24 @@ NUMERIC = 0.0
 # more shapes). 0 keeps the earlier rate of 0.4 for the other tasks' extra "not found" turn and adds no pass-key turns,
 # which reproduces the earlier data. Set by train.py --contrast.
 CONTRAST = 0.0
+# Open values: the probability that a word, phrase or person value is made from the corpus vocabulary
+# (wording.open_value) instead of data.py's short lists. A model trained on the lists alone read "the motto of X is
+# sable" but answered "not found" to "the motto of X is listen twice": it had learned which strings are values (v15).
+# 0 reproduces the earlier data. Set by train.py --open-values.
+OPEN_VALUES = 0.0
+_VALUE_VOCAB = []  # the corpus vocabulary of the last Gen made (its texts' words)
 _OPTIONS = {  # command-line flag -> (module global, help)
     "varied": ("VARIED", "probability of wording.py's question/statement grammar instead of the per-task templates"),
     "open": ("OPEN", "probability that a varied fact example takes attributes/entities from the corpus vocabulary"),
     "compose": ("COMPOSE", "probability that a varied statement is composed by wording.composed_statement/composed_fact"),
     "numeric": ("NUMERIC", "probability that a filler document gets number-dense lines"),
     "contrast": ("CONTRAST", "probability of a further 'not found' turn about an absent key like the asked one"),
+    "open-values": ("OPEN_VALUES", "probability that a word, phrase or person value is made from the corpus vocabulary"),
 }
 
 
 def add_data_args(ap, **defaults):
-    """--varied, --open, --compose, --numeric, --contrast on an argparse parser (default 0: the data up to v5)."""
+    """--varied, --open, --compose, --numeric, --contrast, --open-values on an argparse parser (0: the data up to v5)."""
     for flag, (_, help_) in _OPTIONS.items():
         ap.add_argument(f"--{flag}", type=float, default=defaults.get(flag, 0.0), help=help_)
 
@@ -57,7 +64,7 @@ def add_data_args(ap, **defaults):
 def apply_data_args(args):
     """Sets this module's data options from parsed add_data_args flags."""
     for flag, (name, _) in _OPTIONS.items():
-        globals()[name] = getattr(args, flag)
+        globals()[name] = getattr(args, flag.replace("-", "_"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "runs")
@@ -100,6 +107,8 @@ def rname(rng, lo=2, hi=3):
 
 
 def rvalue(rng, kind):
+    if OPEN_VALUES > 0 and kind in W.OPEN_VALUE_KINDS and _VALUE_VOCAB and rng.random() < OPEN_VALUES:
+        return W.open_value(rng, kind, _VALUE_VOCAB, rname)
     if kind == "name":
         return rname(rng)
     if kind == "person":
@@ -302,6 +311,7 @@ def extra_turns(rng, ask, vals, n, asked, missing, most):
 class Gen:
     def __init__(self, corpus):
         self.c = corpus
+        _VALUE_VOCAB[:] = corpus.vocab
 
     def _filler(self, rng, nchars):
         txt = self.c.filler(rng, nchars)

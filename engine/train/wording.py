@@ -167,6 +167,27 @@ def open_attr(rng, vocab):
     return a, rng.choice(OPEN_KINDS)
 
 
+OPEN_VALUE_KINDS = ("word", "phrase", "person")
+# Short words that join a phrase value ("keep to the left"); the corpus vocabulary has only words of 4-10 letters.
+LINK_WORDS = ["for", "and", "the", "of", "is", "in", "to", "all", "no", "by", "on", "at", "as", "we", "not", "our"]
+
+
+def open_value(rng, kind, vocab, rname):
+    """A value made of corpus words: a word ("lantern"), a phrase of 2-4 words ("harvest of the river"), or a person
+    whose first and last names are made-up syllables or capitalised corpus words ("Tovira Kettleson")."""
+    if kind == "word":
+        return rng.choice(vocab) + ("-" + rng.choice(vocab) if rng.random() < 0.2 else "")
+    if kind == "phrase":
+        words = [rng.choice(vocab) for _ in range(rng.randint(2, 4))]
+        if len(words) >= 3 and rng.random() < 0.6:
+            words[rng.randrange(1, len(words) - 1)] = rng.choice(LINK_WORDS)
+        return " ".join(words)
+    first = rname(rng) if rng.random() < 0.5 else rng.choice(vocab).capitalize()
+    r = rng.random()
+    last = rname(rng, 2, 4) if r < 0.4 else rng.choice(vocab).capitalize() + (rng.choice(["son", "er", "ley", "ton", "ford", "well"]) if r < 0.7 else "")
+    return f"{first} {last}"
+
+
 def open_entity(rng, vocab, rname):
     """An entity named with a made-up name and a corpus word: "the Marla pension", "Tonvi Deposit", "the ledger of Kora"."""
     r = rng.random()
