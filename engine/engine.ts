@@ -98,7 +98,7 @@ export interface AskResult {
   readonly passages: Passage[];
   /**
    * Whether the answer was decoded as a quote: 'on' (every token continued a quote or fixed reply), 'released' (at
-   * some step none of the model's best candidates did, and the rest is unconstrained), 'off'.
+   * some step none of the model's 4,096 best tokens did, and the rest is unconstrained), 'off'.
    */
   readonly quote: 'on' | 'released' | 'off';
   /** Per answer token: its text and attribution, for per-sentence grouping. */

@@ -31,6 +31,8 @@ export const QUOTE_CANDIDATES = 64;
  * built-in model's 2,048 ids; a bound on the work per step for vocabularies of 150k).
  */
 export const QUOTE_SEARCH = 4096;
+/** Leading tokens with no visible text (spaces, line breaks) an answer may start with. */
+const MAX_BLANK_STEPS = 3;
 
 export class QuoteConstraint {
   private readonly text: string;
@@ -40,6 +42,8 @@ export class QuoteConstraint {
   private answer = '';
   /** Set when no candidate could continue a quote: the rest of the answer is the model's own. */
   private released = false;
+  /** Tokens committed while the answer was still empty (leading whitespace); a few are allowed, not a whole answer. */
+  private blankSteps = 0;
 
   /**
    * @param sources the documents' texts (a quote never spans two of them)
@@ -82,6 +86,7 @@ export class QuoteConstraint {
     const a = matchForm(answer.slice(0, answer.length - pending));
     if (pending > 3) return false;
     const next = (s: string, at: number) => pending === 0 || s.charCodeAt(at) > 0x7f;
+    if (a === '' && this.blankSteps >= MAX_BLANK_STEPS) return false;
     if (this.replies.some((r) => r.startsWith(a) && next(r, a.length))) return true;
     if (a === '') return pending === 0 || /[^\p{ASCII}]/u.test(this.text);
     return this.occurrences(a).some((p) => next(this.text, p + a.length));
@@ -99,6 +104,7 @@ export class QuoteConstraint {
   /** Records the answer after the chosen token. */
   commit(answer: string): void {
     const a = matchForm(answer.replace(/\uFFFD+$/, ''));
+    if (a === '') this.blankSteps++;
     if (this.released || a === '') return;
     this.starts = this.occurrences(a);
     this.answer = a;

@@ -46,6 +46,28 @@ test('the answer may end only after a whole span or a fixed reply, and the occur
   assert.ok(!s.allows('ab c'), 'narrowed to the occurrences of "abc"');
 });
 
+test('an answer may open with a few blank tokens, not go on with them; with nothing quotable the constraint lets go', () => {
+  const q = new QuoteConstraint([''], []);
+  for (let i = 0; i < 3; i++) {
+    assert.ok(q.allows(''), `blank step ${i}`);
+    q.commit('');
+  }
+  assert.ok(!q.allows(''), 'a fourth blank token is not allowed');
+  const l = Float32Array.from([5, 1, 0]); // token 0 is a space, the others are text absent from the document
+  assert.equal(
+    chooseQuoted(
+      l,
+      q,
+      argmax,
+      (i) => ['', 'x', 'y'][i],
+      () => false,
+      true,
+    ),
+    0,
+  );
+  assert.equal(q.active, false, 'released: the unconstrained choice');
+});
+
 test('whitespace is folded: a span crossing a line break is quoted with one space', () => {
   assert.equal(foldSpace('a \n\t b'), 'a b');
   assert.equal(QuoteConstraint.visible('  onward\nthrough'), 'onward through');
