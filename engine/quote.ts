@@ -119,9 +119,9 @@ export class QuoteConstraint {
 /**
  * The token to emit under the constraint: the best-scored token the constraint allows (for a sampler, the allowed
  * ones with the rest masked out). The model's QUOTE_CANDIDATES best are looked at first, the next ones down to
- * QUOTE_SEARCH only when none of those is allowed. `textAfter(id)` is the visible answer if `id` came next; `isEnd(id)` says
- * whether `id` ends the answer. When no token at all is allowed, the constraint is released and the unconstrained
- * choice is returned.
+ * QUOTE_SEARCH only when none of those is allowed. `textAfter(id)` is the visible answer if `id` came next;
+ * `isEnd(id)` says whether `id` ends the answer. When no token at all is allowed, the constraint is released and the
+ * unconstrained choice is returned.
  */
 export function chooseQuoted(
   logits: Float32Array,
@@ -133,17 +133,22 @@ export function chooseQuoted(
 ): number {
   if (!quote.active) return pick(logits);
   const allowed = (id: number) => (isEnd(id) ? quote.mayEnd() : quote.allows(textAfter(id)));
-  const best = topIndices(logits, QUOTE_CANDIDATES);
-  let ok = best.filter(allowed);
+  // Ids come best first: greedy decoding needs only the first allowed one, a sampler all of them.
+  const allowedOf = (ids: number[]): number[] => {
+    if (!greedy) return ids.filter(allowed);
+    const first = ids.find(allowed);
+    return first === undefined ? [] : [first];
+  };
+  let ok = allowedOf(topIndices(logits, QUOTE_CANDIDATES));
   if (ok.length === 0) {
     const order = Array.from({ length: logits.length }, (_, i) => i).sort((x, y) => logits[y] - logits[x]);
-    ok = order.slice(QUOTE_CANDIDATES, QUOTE_SEARCH).filter(allowed);
+    ok = allowedOf(order.slice(QUOTE_CANDIDATES, QUOTE_SEARCH));
   }
   if (ok.length === 0) {
     quote.release();
     return pick(logits);
   }
-  if (greedy) return ok.reduce((a, b) => (logits[b] > logits[a] ? b : a));
+  if (greedy) return ok[0];
   const masked = new Float32Array(logits.length).fill(-Infinity);
   for (const id of ok) masked[id] = logits[id];
   return pick(masked);
