@@ -17,7 +17,7 @@ import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from
 import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
-import { chooseQuoted, QuoteConstraint } from './quote';
+import { chooseQuoted, QuoteConstraint, quotesAnswers } from './quote';
 
 export interface EngineOptions {
   readonly modelDir: string;
@@ -261,8 +261,7 @@ export class Engine {
     const eos = new Set(this.cfg.eosTokenIds);
     if (this.tokenizer.eosTokenId !== null) eos.add(this.tokenizer.eosTokenId);
     const decoder = this.tokenizer.createStreamDecoder();
-    const quoting = req.quote ?? this.cfg.quoteReplies !== null;
-    const quote = quoting
+    const quote = quotesAnswers(this.cfg, req.quote)
       ? new QuoteConstraint(
           req.docs.map((d) => d.text),
           this.cfg.quoteReplies ?? [],
@@ -294,8 +293,8 @@ export class Engine {
       const att = step.attentions!;
       const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
       const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
+      if (quote?.active) quote.commit(visibleAfter(tokenId));
       generated.push(tokenId);
-      quote?.commit(QuoteConstraint.visible(this.tokenizer.decode(generated)));
       let text = decoder.push(tokenId);
       // Answers often open with a space or newline token (the built-in model answers " 58213" so that its first token
       // is the one in the document); the answer the user sees starts at its first visible character.

@@ -3,6 +3,12 @@
 // the answer may only end where a quoted span ends at a word boundary. A small model's slips (a value copied with a
 // letter changed, cut off mid-word, or started inside a word) become the span the model was copying; which span, and
 // whether to answer at all, stays the model's choice.
+import type { ModelConfig } from './types';
+
+/** Whether an ask decodes quoted answers: as asked, else as the model's config.json says (`attend_quote_answers`). */
+export function quotesAnswers(cfg: Pick<ModelConfig, 'quoteReplies'>, requested?: boolean): boolean {
+  return requested ?? cfg.quoteReplies !== null;
+}
 
 /** Letters and digits: a quoted span starts and ends next to anything else (or the text's edge). */
 const WORD_CHAR = /[\p{L}\p{N}]/u;

@@ -3,6 +3,7 @@
 import * as os from 'node:os';
 import { DEFAULT_LEXICAL_WEIGHT, Engine, resolveAttention, type EngineOptions } from '../engine';
 import { loadConfig } from '../config';
+import { quotesAnswers } from '../quote';
 import { loadTokenizer } from '../tokenizer';
 import { loadChatTemplate, renderChat } from '../chat';
 import { assemblePrompt, frameFromTemplate, type TokenOrigin } from '../prompt';
@@ -247,7 +248,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       topK: plan.topK,
       lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
       maxNewTokens: plan.maxNewTokens,
-      quote: plan.quote ?? cfg.quoteReplies !== null,
+      quote: quotesAnswers(cfg, plan.quote),
       threads: plan.threads ?? null,
       chunkSize: plan.chunkSize ?? null,
       cacheDir: null,
