@@ -46,6 +46,12 @@ export interface WirePassage {
 export type WirePhase = 'load' | 'prefill' | 'decode';
 export type WireStopReason = 'eos' | 'stop' | 'length' | 'cancelled';
 
+/**
+ * How the answer was decoded (engine/quote.ts): 'on' = every token continued a quote of the documents or one of the
+ * model's fixed replies, 'released' = the constraint had to let go and the rest is free text, 'off' = free text.
+ */
+export type WireQuoteMode = 'on' | 'released' | 'off';
+
 // ---------------------------------------------------------------------------------------------------------------
 // Extension -> engine worker: requests (params -> result)
 
@@ -165,6 +171,7 @@ export interface AskResultWire {
   readonly timings: { readonly prefillMs: number; readonly firstTokenMs: number; readonly decodeMs: number };
   readonly passages: readonly WirePassage[];
   readonly tokens: readonly WireAnswerToken[];
+  readonly quote: WireQuoteMode;
 }
 
 export interface ClearCacheResult {
@@ -267,6 +274,8 @@ export interface AnswerSummary {
   readonly generatedTokens: number;
   readonly prefillMs: number;
   readonly decodeMs: number;
+  /** Absent in a panel state saved before this field existed. */
+  readonly quote?: WireQuoteMode;
 }
 
 /** Notifications from the extension to the webview. Nothing is posted before the webview sends `ready`. */
@@ -379,8 +388,13 @@ function isAnswerSummary(x: unknown): x is AnswerSummary {
     isNat(x['computedTokens']) &&
     isNat(x['generatedTokens']) &&
     isFiniteNum(x['prefillMs']) &&
-    isFiniteNum(x['decodeMs'])
+    isFiniteNum(x['decodeMs']) &&
+    (x['quote'] === undefined || isQuoteMode(x['quote']))
   );
+}
+
+function isQuoteMode(x: unknown): x is WireQuoteMode {
+  return x === 'on' || x === 'released' || x === 'off';
 }
 
 function isStopReason(x: unknown): x is WireStopReason {
@@ -577,7 +591,8 @@ export function isAskResultWire(x: unknown): x is AskResultWire {
     isFiniteNum(t['firstTokenMs']) &&
     isFiniteNum(t['decodeMs']) &&
     isArrayOf(x['passages'], isWirePassage) &&
-    isArrayOf(x['tokens'], (k): k is WireAnswerToken => isObj(k) && isStr(k['text']) && isArrayOf(k['sources'], isSourceSpan))
+    isArrayOf(x['tokens'], (k): k is WireAnswerToken => isObj(k) && isStr(k['text']) && isArrayOf(k['sources'], isSourceSpan)) &&
+    isQuoteMode(x['quote'])
   );
 }
 

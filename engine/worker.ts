@@ -248,6 +248,7 @@ export class Worker {
         timings: result.timings,
         passages: result.passages.map((p) => ({ ...p, supports: [...p.supports] })),
         tokens: result.tokens.map((t) => ({ text: t.text, sources: sourceSpans(t.attribution, result.prompt) })),
+        quote: result.quote,
       };
     } catch (e) {
       if (e instanceof ResponseError) throw e;

@@ -193,11 +193,12 @@ async function finish(
     generatedTokens: result.generatedTokens,
     prefillMs: result.timings.prefillMs,
     decodeMs: result.timings.decodeMs,
+    quote: result.quote,
   };
   panel.post({ type: 'answerDone', askId, answer: result.answer, sentences: sentenceViews(result.tokens, result.passages), summary });
   ctx.output.appendLine(
     `[${askId}] ${formatCount(result.promptTokens)} prompt tokens (${formatCount(result.reusedTokens)} reused, ${formatCount(result.computedTokens)} computed), ` +
-      `${result.generatedTokens} generated, stop: ${result.stopReason}`,
+      `${result.generatedTokens} generated, stop: ${result.stopReason}, quote: ${result.quote}`,
   );
 
   const top = result.passages.reduce((m, p) => Math.max(m, p.score), 0) || 1;

@@ -134,6 +134,10 @@ describe('Attend in the browser (code-server + Chromium)', function () {
     assert.ok(reused + computed >= prompt, `${reused} reused + ${computed} computed cover the ${prompt} prompt tokens`);
     assert.ok(computed <= prompt + 64, `${computed} computed: at most the prompt plus a second pass of the question`);
     assert.ok(generated > 0 && generated <= MAX_NEW_TOKENS, `${generated} tokens generated`);
+    // The built-in model quotes its answers by default (attend_quote_answers), a model without the key does not.
+    const quotes = 'attend_quote_answers' in (JSON.parse(fs.readFileSync(path.join(model.dir, 'config.json'), 'utf8')) as object);
+    const quoteNote = /quoted from the documents|not a verbatim quote/.test(body);
+    assert.equal(quoteNote, quotes, `the summary says how the answer was decoded (quotes: ${quotes}): ${body}`);
     const answer = await panel.evaluate(() => (globalThis as unknown as Win).document.querySelectorAll('.answer')[0]?.textContent ?? '');
     assert.ok(answer.length > 0, 'the answer is shown');
     assert.match(body, /Context [\d.]+k? \/ [\d.]+k? tokens/i, 'the meter in the panel');

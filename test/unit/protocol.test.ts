@@ -90,6 +90,11 @@ test('extension -> webview notifications are guarded too', () => {
       summary: { ...summary, stopReason: 'bored' },
     }),
   );
+  const done = (quote: unknown) => ({ type: 'answerDone', askId: 'a', answer: 'x', sentences: [], summary: { ...summary, quote } });
+  assert.ok(isExtensionToWebviewMessage(done('on')));
+  assert.ok(isExtensionToWebviewMessage(done('released')));
+  assert.ok(!isExtensionToWebviewMessage(done('maybe')));
+  assert.ok(!isExtensionToWebviewMessage(done(null)));
 });
 
 test('webview state read back is validated', () => {
@@ -174,8 +179,11 @@ test('engine notifications and results', () => {
     timings: { prefillMs: 1, firstTokenMs: 1, decodeMs: 1 },
     passages: [{ doc: 0, path: 'a', start: 0, end: 3, startLine: 0, endLine: 0, score: 1, supports: [0] }],
     tokens: [{ text: 'x', sources: [] }],
+    quote: 'released',
   };
   assert.ok(engineResultGuards.ask(result));
+  assert.ok(!engineResultGuards.ask({ ...result, quote: undefined }), 'the worker always says how the answer was decoded');
+  assert.ok(!engineResultGuards.ask({ ...result, quote: 'partly' }));
   assert.ok(!engineResultGuards.ask({ ...result, timings: undefined }));
   assert.ok(!engineResultGuards.ask({ ...result, passages: [{ doc: 0 }] }));
   assert.ok(engineResultGuards.shutdown(null));

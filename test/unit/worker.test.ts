@@ -65,6 +65,7 @@ test('ask streams tokens and progress, then returns passages and per-token sourc
   assert.equal(result.reusedTokens + result.computedTokens, result.promptTokens);
   for (const t of result.tokens) for (const s of t.sources) assert.ok(s.doc === 0 && s.end <= DOC.length && s.start <= s.end);
   for (const p of result.passages) assert.equal(p.path, 'a.txt');
+  assert.equal(result.quote, 'off', 'the fixture model states no attend_quote_answers, so answers are free text');
 
   // Same documents again: the document prefix comes from the cache.
   const again = await client.ask({ askId: 'a2', docs: [{ path: 'a.txt', text: DOC }], question: 'When were storms?', maxNewTokens: 2 });
