@@ -221,7 +221,11 @@ function renderAnswer(): void {
       `${fmt(s.computedTokens)} computed`,
       `${fmt(s.generatedTokens)} generated`,
       `prefill ${(s.prefillMs / 1000).toFixed(1)} s`,
-      ...(s.quote === 'on' ? ['quoted from the documents'] : s.quote === 'released' ? ['not a verbatim quote: no span of the documents fit'] : []),
+      ...(s.quote === 'on'
+        ? ['quoted from the documents']
+        : s.quote === 'released'
+          ? ['not a verbatim quote: no span of the documents fit']
+          : []),
       s.stopReason === 'length' ? 'stopped at the token limit' : s.stopReason === 'cancelled' ? 'cancelled' : 'complete',
     ];
     summaryLine.textContent = parts.join(' · ');
