@@ -149,7 +149,8 @@ def main():
     x = torch.randint(0, tok.n_bpe, (1, 600), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         d = (model(x) - m2(x)).abs().max().item()
-    print(f"exported step {ck['step']} to {args.out}; params {model.n_params()}; "
+    what = f"average of {' + '.join(ck['averaged'])}" if "averaged" in ck else f"step {ck['step']}"
+    print(f"exported {what} to {args.out}; params {model.n_params()}; "
           f"safetensors {os.path.getsize(os.path.join(args.out, 'model.safetensors'))} bytes; roundtrip max|dlogit| {d:.2e}")
     assert d < 1e-3 if args.dtype == "F16" else d < 1e-5
 
