@@ -6,9 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Decoder } from '../../engine/runtime/decoder';
+import type { KvShape } from '../../engine/runtime/kv';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
 import { KvBlockStore, blockHashes } from '../../engine/kvstore';
-import { Prefiller, withSuccessors } from '../../engine/prefill';
+import { blockHead, Prefiller, withSuccessors } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -29,6 +30,7 @@ async function setup(
   headWeights: Float64Array | null = null,
   lexicalWeight = 0,
   config: ModelConfig = cfg,
+  successorTokens?: number,
 ) {
   const decoder = await Decoder.create(config, randomCheckpoint(config, 3), { attention: spec, forceBiasMask: true });
   const store = new KvBlockStore(dir, { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'ab'.repeat(32), warn });
@@ -45,6 +47,7 @@ async function setup(
     warn,
     headWeights,
     lexicalWeight,
+    ...(successorTokens !== undefined ? { successorTokens } : {}),
   });
   return { decoder, store, prefiller };
 }
@@ -201,6 +204,40 @@ test('withSuccessors adds the next block of each pick when it is a candidate too
   assert.deepEqual(withSuccessors([5], blocks), [5], 'the last candidate has no successor');
   assert.deepEqual(withSuccessors([1, 0], blocks), [0, 1, 2], "a pick that is another pick's successor is kept once");
   assert.deepEqual(withSuccessors([], blocks), []);
+});
+
+test('blockHead keeps the first n tokens of every KV head of every layer', () => {
+  const shape: KvShape = { nLayers: 2, nKvHeads: 2, headDim: 3 };
+  const len = 4;
+  // Value = layer * 1000 + head * 100 + token * 10 + dim, so any misplaced element shows.
+  const layer = (l: number): Float32Array =>
+    Float32Array.from(
+      { length: 2 * len * 3 },
+      (_, i) => l * 1000 + Math.floor(i / (len * 3)) * 100 + Math.floor((i % (len * 3)) / 3) * 10 + (i % 3),
+    );
+  const blk = { start: 40, end: 44, keys: [layer(0), layer(1)], values: [layer(2), layer(3)] };
+  const head = blockHead(blk, 2, shape);
+  assert.deepEqual([head.start, head.end], [40, 42]);
+  assert.deepEqual(Array.from(head.keys[1]), [1000, 1001, 1002, 1010, 1011, 1012, 1100, 1101, 1102, 1110, 1111, 1112]);
+  assert.deepEqual(Array.from(head.values[0]).slice(6), [2100, 2101, 2102, 2110, 2111, 2112]);
+  assert.equal(blockHead(blk, 4, shape), blk, 'a block no longer than n comes back as it is');
+});
+
+test("block memory brings back only the head of a pick's successor (successorTokens)", async () => {
+  const dir = tmp();
+  const s = await setup(dir, 1, () => {}, null, 0, cfg, 5);
+  const r = await s.prefiller.run(ids(260, 6), 250, {});
+  const [pick, ...rest] = [...r.retrieved].sort((a, b) => b.score - a.score);
+  assert.equal(pick.end - pick.start, B, 'the pick comes back whole');
+  assert.equal(rest.length, 1, `the pick has a successor here: ${JSON.stringify(r.retrieved)}`);
+  for (const b of rest) assert.deepEqual([b.start, b.end - b.start], [pick.end, 5], 'its successor: 5 tokens from where the pick ends');
+  const pinned = Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1);
+  assert.deepEqual(
+    pinned.sort((a, b) => a - b),
+    r.retrieved.flatMap((b) => Array.from({ length: b.end - b.start }, (_, k) => b.start + k)),
+    'exactly the retrieved tokens are pinned in the cache',
+  );
+  await s.decoder.dispose();
 });
 
 test('block memory: far blocks are candidates, the chosen ones rejoin as pinned slots with their prompt origins', async () => {
