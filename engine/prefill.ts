@@ -370,31 +370,19 @@ export class Prefiller {
     const exactShare = shares(exact);
     const scores = new Float64Array(candidateIdx.length);
     shortlist.forEach((i, j) => (scores[i] = exactShare[j] + lexW * lex[i]));
-    const load = (b: number): MemoryBlock | null => {
-      const blk = readFull(b);
-      if (!blk) return null;
-      // Sink positions are in the cache already; a retrieved block brings only the rest.
-      const skip = Math.max(0, spec.sinks - b * B);
-      if (skip === 0) return { start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values };
-      const len = B - skip;
-      const cut = (a: Float32Array): Float32Array => {
-        const out = new Float32Array(shape.nKvHeads * len * shape.headDim);
-        for (let h = 0; h < shape.nKvHeads; h++)
-          out.set(a.subarray((h * B + skip) * shape.headDim, (h + 1) * B * shape.headDim), h * len * shape.headDim);
-        return out;
-      };
-      return { start: b * B + skip, end: (b + 1) * B, keys: blk.keys.map(cut), values: blk.values.map(cut) };
-    };
     const picks = new Set(topBlocks(scores, topK));
     const best = withSuccessors([...picks], candidateIdx);
     // A successor only has to complete a statement the boundary cut: its head comes back, not its whole text.
     const keep = (i: number): number => (picks.has(i) ? B : Math.min(B, this.d.successorTokens ?? SUCCESSOR_TOKENS));
-    const blocks = best
-      .map((i) => {
-        const blk = load(candidateIdx[i]);
-        return blk && blockHead(blk, keep(i), shape);
-      })
-      .filter((b): b is MemoryBlock => b !== null);
+    // Sink positions are in the cache already: a retrieved block brings only the rest.
+    const load = (b: number, upTo: number): MemoryBlock | null => {
+      const blk = readFull(b);
+      return (
+        blk &&
+        sliceBlock({ start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values }, Math.max(0, spec.sinks - b * B), upTo, shape)
+      );
+    };
+    const blocks = best.map((i) => load(candidateIdx[i], keep(i))).filter((b): b is MemoryBlock => b !== null);
     const batch = relocatedBatch(blocks, shape, this.d.invFreq, placeEnd, spec.sinks);
     return {
       state: insertPinned(state, shape, batch),
@@ -406,34 +394,36 @@ export class Prefiller {
 }
 
 /**
+ * Tokens of a successor block that come back with a pick: enough to finish a statement cut by the boundary (a pass key
+ * line is ~10-25 tokens), without the rest of the block's unrelated text. With the built-in model at 64× the window
+ * (`attend eval`, memory on, n = 20 per seed): pass key / needle 55 / 55 of 60 with whole successors on seeds 2-4,
+ * 57 / 56 with their first 32 tokens; on fresh seeds 6 and 7, chosen before they were run, 36 / 33 → 36 / 36 of 40.
+ * The two pass-key misses it turned right had answered a version string of the filler.
+ */
+export const SUCCESSOR_TOKENS = 32;
+
+/** Tokens [from, to) of a block, counted from its start (the block itself when that is all of it). */
+export function sliceBlock(blk: MemoryBlock, from: number, to: number, shape: KvShape): MemoryBlock {
+  const len = blk.end - blk.start;
+  to = Math.min(to, len);
+  if (from === 0 && to === len) return blk;
+  const n = to - from;
+  const { nKvHeads, headDim } = shape;
+  const cut = (a: Float32Array): Float32Array => {
+    const out = new Float32Array(nKvHeads * n * headDim);
+    for (let h = 0; h < nKvHeads; h++) out.set(a.subarray((h * len + from) * headDim, (h * len + to) * headDim), h * n * headDim);
+    return out;
+  };
+  return { start: blk.start + from, end: blk.start + to, keys: blk.keys.map(cut), values: blk.values.map(cut) };
+}
+
+/**
  * The chosen candidates (indices into `blocks`, block numbers ascending), each followed by the next block when that
  * one is a candidate too: a statement cut by a block boundary comes back whole, not as its first words alone.
  * (`attend eval`, built-in model, passkey at 64× the window, n = 20: 4 of 20 needles crossed a boundary; the top
  * block with its successor answered 13 / 20 against 12 / 20 for the top block alone, and the one example it turned
  * right had its key split across the boundary.)
  */
-/**
- * Tokens of a successor block that come back with a pick: enough to finish a statement cut by the boundary (a pass key
- * line is ~10-25 tokens), without the rest of the block's unrelated text. With the built-in model at 64× the window
- * (`attend eval`, memory on, n = 20 per seed): pass key / needle 55 / 55 of 60 with whole successors on seeds 2-4,
- * 57 / 56 with their first 32 tokens; on fresh seeds 6 and 7, chosen before they were run, 36 / 33 → 36 / 36 of 40.
- * The misses this removes answered a version string from the successor's filler.
- */
-export const SUCCESSOR_TOKENS = 32;
-
-/** The first `n` tokens of a block (all of it when it is no longer). */
-export function blockHead(blk: MemoryBlock, n: number, shape: KvShape): MemoryBlock {
-  const len = blk.end - blk.start;
-  if (n >= len) return blk;
-  const { nKvHeads, headDim } = shape;
-  const cut = (a: Float32Array): Float32Array => {
-    const out = new Float32Array(nKvHeads * n * headDim);
-    for (let h = 0; h < nKvHeads; h++) out.set(a.subarray(h * len * headDim, (h * len + n) * headDim), h * n * headDim);
-    return out;
-  };
-  return { start: blk.start, end: blk.start + n, keys: blk.keys.map(cut), values: blk.values.map(cut) };
-}
-
 export function withSuccessors(chosen: readonly number[], blocks: readonly number[]): number[] {
   const out = new Set<number>();
   for (const i of chosen) {

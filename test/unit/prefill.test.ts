@@ -9,7 +9,7 @@ import { Decoder } from '../../engine/runtime/decoder';
 import type { KvShape } from '../../engine/runtime/kv';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
 import { KvBlockStore, blockHashes } from '../../engine/kvstore';
-import { blockHead, Prefiller, withSuccessors } from '../../engine/prefill';
+import { Prefiller, sliceBlock, withSuccessors } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -206,7 +206,7 @@ test('withSuccessors adds the next block of each pick when it is a candidate too
   assert.deepEqual(withSuccessors([], blocks), []);
 });
 
-test('blockHead keeps the first n tokens of every KV head of every layer', () => {
+test('sliceBlock keeps tokens [from, to) of every KV head of every layer', () => {
   const shape: KvShape = { nLayers: 2, nKvHeads: 2, headDim: 3 };
   const len = 4;
   // Value = layer * 1000 + head * 100 + token * 10 + dim, so any misplaced element shows.
@@ -216,11 +216,14 @@ test('blockHead keeps the first n tokens of every KV head of every layer', () =>
       (_, i) => l * 1000 + Math.floor(i / (len * 3)) * 100 + Math.floor((i % (len * 3)) / 3) * 10 + (i % 3),
     );
   const blk = { start: 40, end: 44, keys: [layer(0), layer(1)], values: [layer(2), layer(3)] };
-  const head = blockHead(blk, 2, shape);
+  const head = sliceBlock(blk, 0, 2, shape);
   assert.deepEqual([head.start, head.end], [40, 42]);
   assert.deepEqual(Array.from(head.keys[1]), [1000, 1001, 1002, 1010, 1011, 1012, 1100, 1101, 1102, 1110, 1111, 1112]);
   assert.deepEqual(Array.from(head.values[0]).slice(6), [2100, 2101, 2102, 2110, 2111, 2112]);
-  assert.equal(blockHead(blk, 4, shape), blk, 'a block no longer than n comes back as it is');
+  const tail = sliceBlock(blk, 3, 9, shape);
+  assert.deepEqual([tail.start, tail.end], [43, 44], 'the end is clamped to the block');
+  assert.deepEqual(Array.from(tail.keys[0]), [30, 31, 32, 130, 131, 132]);
+  assert.equal(sliceBlock(blk, 0, 4, shape), blk, 'all of it is the block itself');
 });
 
 test("block memory brings back only the head of a pick's successor (successorTokens)", async () => {
