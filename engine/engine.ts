@@ -129,8 +129,8 @@ export function resolveAttention(cfg: ModelConfig, opts: Pick<EngineOptions, 'wi
  */
 export const DEFAULT_LEXICAL_WEIGHT = 2;
 /**
- * Far blocks block memory picks per question by default (each comes back with the head of the block after it, prefill.ts
- * withSuccessors). One, because every extra block of unrelated text costs the small built-in model more than the
+ * Far blocks block memory picks per question by default (each comes back with the tail of the block before it and the
+ * head of the block after it, prefill.ts withNeighbours). One, because every extra block of unrelated text costs the small built-in model more than the
  * recall it adds (`attend eval`, 64× the window, held-out seed 3, n = 20 per task, needle recall 85-100% in all):
  * pass key / needle 55% / 45% with the top 4 blocks, 55% / 35% with the top 2 and successors, 65% / 90% with the top
  * one and its successor. Larger checkpoints may read more blocks well: `attend.memory.topK`.

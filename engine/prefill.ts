@@ -58,6 +58,8 @@ export interface PrefillDeps {
   readonly termOf?: (id: number) => number;
   /** Tokens of a pick's successor block that come back with it (SUCCESSOR_TOKENS when absent). */
   readonly successorTokens?: number;
+  /** Tokens of a pick's predecessor block that come back with it (PREDECESSOR_TOKENS when absent). */
+  readonly predecessorTokens?: number;
   readonly invFreq: Float32Array;
   readonly warn: (msg: string) => void;
 }
@@ -371,22 +373,25 @@ export class Prefiller {
     const scores = new Float64Array(candidateIdx.length);
     shortlist.forEach((i, j) => (scores[i] = exactShare[j] + lexW * lex[i]));
     const picks = new Set(topBlocks(scores, topK));
-    const best = withSuccessors([...picks], candidateIdx);
-    // A successor only has to complete a statement the boundary cut: its head comes back, not its whole text.
-    const keep = (i: number): number => (picks.has(i) ? B : Math.min(B, this.d.successorTokens ?? SUCCESSOR_TOKENS));
+    const best = withNeighbours([...picks], candidateIdx, {
+      blockSize: B,
+      head: this.d.successorTokens ?? SUCCESSOR_TOKENS,
+      tail: this.d.predecessorTokens ?? PREDECESSOR_TOKENS,
+    });
     // Sink positions are in the cache already: a retrieved block brings only the rest.
-    const load = (b: number, upTo: number): MemoryBlock | null => {
+    const load = ({ i, from, to }: BlockRange): MemoryBlock | null => {
+      const b = candidateIdx[i];
       const blk = readFull(b);
       return (
         blk &&
-        sliceBlock({ start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values }, Math.max(0, spec.sinks - b * B), upTo, shape)
+        sliceBlock({ start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values }, Math.max(from, spec.sinks - b * B), to, shape)
       );
     };
-    const blocks = best.map((i) => load(candidateIdx[i], keep(i))).filter((b): b is MemoryBlock => b !== null);
+    const blocks = best.map(load).filter((b): b is MemoryBlock => b !== null);
     const batch = relocatedBatch(blocks, shape, this.d.invFreq, placeEnd, spec.sinks);
     return {
       state: insertPinned(state, shape, batch),
-      retrieved: best.map((i) => ({ start: candidateIdx[i] * B, end: candidateIdx[i] * B + keep(i), score: scores[i] })),
+      retrieved: best.map(({ i, from, to }) => ({ start: candidateIdx[i] * B + from, end: candidateIdx[i] * B + to, score: scores[i] })),
       candidates: candidateIdx.length,
       probeTokens: question.length,
     };
@@ -401,6 +406,15 @@ export class Prefiller {
  * The two pass-key misses it turned right had answered a version string of the filler.
  */
 export const SUCCESSOR_TOKENS = 32;
+
+/**
+ * Tokens of a predecessor block that come back with a pick: the start of a statement whose end opens the pick (a pass
+ * key line cut after its number, the pick holding only "...key that opens the archive."). With the built-in model at
+ * 64× the window (`attend eval`, memory on, n = 20 per seed, rule written before the runs): pass key / needle 93 / 92
+ * → 94 / 92 of 100 on seeds 2-4, 6, 7; 54 / 56 → 55 / 55 of 60 on fresh seeds 8-10; seed 3 at 1, 4 and 16 W (pass key,
+ * needle, multikey, not found) 198 / 240 both ways.
+ */
+export const PREDECESSOR_TOKENS = 32;
 
 /** Tokens [from, to) of a block, counted from its start (the block itself when that is all of it). */
 export function sliceBlock(blk: MemoryBlock, from: number, to: number, shape: KvShape): MemoryBlock {
@@ -417,18 +431,38 @@ export function sliceBlock(blk: MemoryBlock, from: number, to: number, shape: Kv
   return { start: blk.start + from, end: blk.start + to, keys: blk.keys.map(cut), values: blk.values.map(cut) };
 }
 
+/** Tokens [from, to) of candidate `i` (an index into the candidate list) that block memory brings back. */
+export interface BlockRange {
+  readonly i: number;
+  readonly from: number;
+  readonly to: number;
+}
+
 /**
- * The chosen candidates (indices into `blocks`, block numbers ascending), each followed by the next block when that
- * one is a candidate too: a statement cut by a block boundary comes back whole, not as its first words alone.
+ * The chosen candidates (indices into `blocks`, block numbers ascending) whole, with the neighbours a block boundary
+ * may have cut a statement across: the first `head` tokens of the next block and the last `tail` tokens of the
+ * previous one, when those are candidates too. A neighbour between two picks comes back whole. In position order.
  * (`attend eval`, built-in model, passkey at 64× the window, n = 20: 4 of 20 needles crossed a boundary; the top
  * block with its successor answered 13 / 20 against 12 / 20 for the top block alone, and the one example it turned
  * right had its key split across the boundary.)
  */
-export function withSuccessors(chosen: readonly number[], blocks: readonly number[]): number[] {
-  const out = new Set<number>();
-  for (const i of chosen) {
-    out.add(i);
-    if (i + 1 < blocks.length && blocks[i + 1] === blocks[i] + 1) out.add(i + 1);
+export function withNeighbours(
+  chosen: readonly number[],
+  blocks: readonly number[],
+  o: { blockSize: number; head: number; tail: number },
+): BlockRange[] {
+  const B = o.blockSize;
+  const picks = new Set(chosen);
+  const ranges = new Map<number, [number, number]>();
+  const add = (i: number, from: number, to: number): void => {
+    const had = ranges.get(i);
+    // Two cuts of one block (a head and a tail) leave no gap worth keeping out: the block comes back whole.
+    ranges.set(i, had ? [0, B] : [from, to]);
+  };
+  for (const i of picks) ranges.set(i, [0, B]);
+  for (const i of picks) {
+    if (o.head > 0 && i + 1 < blocks.length && blocks[i + 1] === blocks[i] + 1 && !picks.has(i + 1)) add(i + 1, 0, Math.min(B, o.head));
+    if (o.tail > 0 && i > 0 && blocks[i - 1] === blocks[i] - 1 && !picks.has(i - 1)) add(i - 1, Math.max(0, B - o.tail), B);
   }
-  return [...out].sort((a, b) => a - b);
+  return [...ranges.entries()].sort((a, b) => a[0] - b[0]).map(([i, [from, to]]) => ({ i, from, to }));
 }

@@ -3,7 +3,7 @@
 import type { EvalRun } from './harness';
 import type { CellSummary, MemoryMode } from './score';
 import { NOT_FOUND, TASK_DESCRIPTIONS } from './tasks';
-import { SUCCESSOR_TOKENS } from '../prefill';
+import { PREDECESSOR_TOKENS, SUCCESSOR_TOKENS } from '../prefill';
 
 const FRACTIONS: Record<string, string> = { '0.25': '¼', '0.5': '½', '0.75': '¾' };
 
@@ -29,7 +29,7 @@ function lengthHeader(run: EvalRun): string[] {
 
 function modeTitle(mode: MemoryMode, run: EvalRun): string {
   return mode === 'on'
-    ? `block memory on (top-${run.settings.topK} blocks, each with the first ${SUCCESSOR_TOKENS} tokens of its successor, lexical weight ${run.settings.lexicalWeight ?? 0})`
+    ? `block memory on (top-${run.settings.topK} blocks, each with the last ${PREDECESSOR_TOKENS} tokens of its predecessor and the first ${SUCCESSOR_TOKENS} of its successor, lexical weight ${run.settings.lexicalWeight ?? 0})`
     : 'block memory off (sinks + window only)';
 }
 

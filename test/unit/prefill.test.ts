@@ -9,7 +9,7 @@ import { Decoder } from '../../engine/runtime/decoder';
 import type { KvShape } from '../../engine/runtime/kv';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
 import { KvBlockStore, blockHashes } from '../../engine/kvstore';
-import { Prefiller, sliceBlock, withSuccessors } from '../../engine/prefill';
+import { Prefiller, sliceBlock, withNeighbours } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
@@ -31,6 +31,7 @@ async function setup(
   lexicalWeight = 0,
   config: ModelConfig = cfg,
   successorTokens?: number,
+  predecessorTokens?: number,
 ) {
   const decoder = await Decoder.create(config, randomCheckpoint(config, 3), { attention: spec, forceBiasMask: true });
   const store = new KvBlockStore(dir, { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'ab'.repeat(32), warn });
@@ -48,6 +49,7 @@ async function setup(
     headWeights,
     lexicalWeight,
     ...(successorTokens !== undefined ? { successorTokens } : {}),
+    ...(predecessorTokens !== undefined ? { predecessorTokens } : {}),
   });
   return { decoder, store, prefiller };
 }
@@ -184,26 +186,64 @@ test('cancellation during prefill throws CancelledError and leaves only complete
 });
 
 /**
- * Block memory's result: the `k` best-scoring blocks, each possibly followed by its successor (which then starts where
- * a pick ends), in position order.
+ * Block memory's result: the `k` best-scoring blocks, each possibly with the tail of the block before it (which then
+ * ends where a pick starts) and the head of the block after it (which then starts where a pick ends), in position order.
  */
 function assertPicks(retrieved: readonly { start: number; end: number; score: number }[], k: number): void {
   const picks = [...retrieved].sort((a, b) => b.score - a.score).slice(0, k);
   assert.equal(picks.length, k, `${k} blocks picked: ${JSON.stringify(retrieved)}`);
   for (const b of retrieved)
-    assert.ok(picks.includes(b) || picks.some((p) => p.end === b.start), `block ${b.start} is a pick or follows one`);
-  assert.ok(retrieved.length <= 2 * k);
+    assert.ok(picks.includes(b) || picks.some((p) => p.end === b.start || b.end === p.start), `block ${b.start} is a pick or adjoins one`);
+  assert.ok(retrieved.length <= 3 * k);
   for (let i = 1; i < retrieved.length; i++) assert.ok(retrieved[i - 1].end <= retrieved[i].start, 'in position order');
 }
 
-test('withSuccessors adds the next block of each pick when it is a candidate too', () => {
+test('withNeighbours brings back picks whole, the head of the next block and the tail of the previous one', () => {
   // Candidate block numbers; picks are indices into them.
   const blocks = [1, 2, 3, 5, 6, 9];
-  assert.deepEqual(withSuccessors([0, 3], blocks), [0, 1, 3, 4]);
-  assert.deepEqual(withSuccessors([2], blocks), [2], 'block 4 is not a candidate (e.g. not stored)');
-  assert.deepEqual(withSuccessors([5], blocks), [5], 'the last candidate has no successor');
-  assert.deepEqual(withSuccessors([1, 0], blocks), [0, 1, 2], "a pick that is another pick's successor is kept once");
-  assert.deepEqual(withSuccessors([], blocks), []);
+  const o = { blockSize: 10, head: 4, tail: 3 };
+  const r = (chosen: number[], opts = o) => withNeighbours(chosen, blocks, opts).map(({ i, from, to }) => [i, from, to]);
+  assert.deepEqual(r([1]), [
+    [0, 7, 10],
+    [1, 0, 10],
+    [2, 0, 4],
+  ]);
+  assert.deepEqual(
+    r([3]),
+    [
+      [3, 0, 10],
+      [4, 0, 4],
+    ],
+    'block 4 is not a candidate (e.g. not stored): block 5 has no predecessor',
+  );
+  assert.deepEqual(r([5]), [[5, 0, 10]], 'the last candidate has neither: block 8 is not one');
+  assert.deepEqual(
+    r([0, 2]),
+    [
+      [0, 0, 10],
+      [1, 0, 10],
+      [2, 0, 10],
+    ],
+    "a block that is one pick's successor and another's predecessor comes back whole",
+  );
+  assert.deepEqual(
+    r([2, 1]),
+    [
+      [0, 7, 10],
+      [1, 0, 10],
+      [2, 0, 10],
+    ],
+    'a pick next to a pick is not cut',
+  );
+  assert.deepEqual(
+    r([1], { ...o, tail: 0 }),
+    [
+      [1, 0, 10],
+      [2, 0, 4],
+    ],
+    'no tail: successors only',
+  );
+  assert.deepEqual(r([]), []);
 });
 
 test('sliceBlock keeps tokens [from, to) of every KV head of every layer', () => {
@@ -226,14 +266,22 @@ test('sliceBlock keeps tokens [from, to) of every KV head of every layer', () =>
   assert.equal(sliceBlock(blk, 0, 4, shape), blk, 'all of it is the block itself');
 });
 
-test("block memory brings back only the head of a pick's successor (successorTokens)", async () => {
+test("block memory brings back only the head of a pick's successor and the tail of its predecessor", async () => {
   const dir = tmp();
-  const s = await setup(dir, 1, () => {}, null, 0, cfg, 5);
+  const s = await setup(dir, 1, () => {}, null, 0, cfg, 5, 3);
   const r = await s.prefiller.run(ids(260, 6), 250, {});
   const [pick, ...rest] = [...r.retrieved].sort((a, b) => b.score - a.score);
   assert.equal(pick.end - pick.start, B, 'the pick comes back whole');
-  assert.equal(rest.length, 1, `the pick has a successor here: ${JSON.stringify(r.retrieved)}`);
-  for (const b of rest) assert.deepEqual([b.start, b.end - b.start], [pick.end, 5], 'its successor: 5 tokens from where the pick ends');
+  assert.equal(rest.length, 2, `the pick has both neighbours here: ${JSON.stringify(r.retrieved)}`);
+  assert.deepEqual(
+    r.retrieved.map((b) => [b.start, b.end]),
+    [
+      [pick.start - 3, pick.start],
+      [pick.start, pick.end],
+      [pick.end, pick.end + 5],
+    ],
+    "its predecessor's last 3 tokens, then the pick, then its successor's first 5",
+  );
   const pinned = Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1);
   assert.deepEqual(
     pinned.sort((a, b) => a - b),
@@ -283,12 +331,13 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
   assert.equal(r.reusedFrom, 'disk');
   assert.equal(r.memoryCandidates, 35);
   assert.equal(summaryReads.size, 35, 'every candidate is scored by its summary');
-  // The shortlist, plus the picks' successors when those were not on it.
-  assert.ok(fullReads.size <= 16 + 2, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 successors)`);
+  // The shortlist, plus the picks' neighbours when those were not on it.
+  assert.ok(fullReads.size <= 16 + 4, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 picks' neighbours)`);
   assertPicks(r.retrieved, 2);
   for (const b of r.retrieved) {
     assert.ok(b.end <= 563);
-    if (b.start >= B) assert.ok(fullReads.has(hashes[b.start / B]), `retrieved block ${b.start} was read in full`);
+    const blockNo = Math.floor(b.start / B);
+    if (blockNo > 0) assert.ok(fullReads.has(hashes[blockNo]), `retrieved block ${blockNo} was read in full`);
   }
   // Same documents, same question: the same blocks as the cold run chose.
   assert.deepEqual(
