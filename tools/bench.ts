@@ -271,7 +271,7 @@ function main(): void {
         const w = stat(warm.map((r) => r['firstTokenMs'] as number));
         const ratio = c.median / w.median;
         rows.push(
-          `| ${model.label} | ${memory ? `on (top ${DEFAULT_MEMORY_TOP_K} + successor)` : 'off'} | ${f(cold[0]['promptTokens'] as number)} | ${fmt(c)} | ${fmt(w)} | ${f(ratio, 0)}× | ${f(warm[0]['reusedTokens'] as number)} / ${f(warm[0]['computedTokens'] as number)} | ${fmt(stat(cold.map((r) => r['peakRssMB'] as number)))} / ${fmt(stat(warm.map((r) => r['peakRssMB'] as number)))} |`,
+          `| ${model.label} | ${memory ? `on (top ${DEFAULT_MEMORY_TOP_K} + neighbours)` : 'off'} | ${f(cold[0]['promptTokens'] as number)} | ${fmt(c)} | ${fmt(w)} | ${f(ratio, 0)}× | ${f(warm[0]['reusedTokens'] as number)} / ${f(warm[0]['computedTokens'] as number)} | ${fmt(stat(cold.map((r) => r['peakRssMB'] as number)))} / ${fmt(stat(warm.map((r) => r['peakRssMB'] as number)))} |`,
         );
         res.push({ model: path.basename(model.dir), memory, cold, warm });
       }
