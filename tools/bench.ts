@@ -121,7 +121,7 @@ function main(): void {
     md.push(
       '## Prefill, decode and peak memory',
       '',
-      'Prefill is chunked (256 tokens, the engine default); decode is 31 greedy steps after the prompt, exporting attention',
+      "Prefill is chunked (256 tokens, tools/bench-run.ts's default; the engine's is 512, see the levers); decode is 31 greedy steps after the prompt, exporting attention",
       '(as answers do). MFU = useful prefill FLOP/s ÷ the machine limit, where useful FLOPs = 2 × matmul parameters × tokens',
       '+ 4 × layers × heads × head_dim × keys each token may see (masked work not counted; embeddings are a lookup).',
       `Runs per row: ${longRepeats} at 32k tokens, ${repeats} otherwise.`,
