@@ -199,51 +199,22 @@ function assertPicks(retrieved: readonly { start: number; end: number; score: nu
 }
 
 test('withNeighbours brings back picks whole, the head of the next block and the tail of the previous one', () => {
-  // Candidate block numbers; picks are indices into them.
+  // Candidate block numbers; picks are indices into them. Expected: "index:from-to" per block brought back.
   const blocks = [1, 2, 3, 5, 6, 9];
   const o = { blockSize: 10, head: 4, tail: 3 };
-  const r = (chosen: number[], opts = o) => withNeighbours(chosen, blocks, opts).map(({ i, from, to }) => [i, from, to]);
-  assert.deepEqual(r([1]), [
-    [0, 7, 10],
-    [1, 0, 10],
-    [2, 0, 4],
-  ]);
-  assert.deepEqual(
-    r([3]),
-    [
-      [3, 0, 10],
-      [4, 0, 4],
-    ],
-    'block 4 is not a candidate (e.g. not stored): block 5 has no predecessor',
-  );
-  assert.deepEqual(r([5]), [[5, 0, 10]], 'the last candidate has neither: block 8 is not one');
-  assert.deepEqual(
-    r([0, 2]),
-    [
-      [0, 0, 10],
-      [1, 0, 10],
-      [2, 0, 10],
-    ],
-    "a block that is one pick's successor and another's predecessor comes back whole",
-  );
-  assert.deepEqual(
-    r([2, 1]),
-    [
-      [0, 7, 10],
-      [1, 0, 10],
-      [2, 0, 10],
-    ],
-    'a pick next to a pick is not cut',
-  );
-  assert.deepEqual(
-    r([1], { ...o, tail: 0 }),
-    [
-      [1, 0, 10],
-      [2, 0, 4],
-    ],
-    'no tail: successors only',
-  );
-  assert.deepEqual(r([]), []);
+  const cases: [number[], typeof o, string, string][] = [
+    [[1], o, '0:7-10 1:0-10 2:0-4', "a pick with its predecessor's tail and its successor's head"],
+    [[3], o, '3:0-10 4:0-4', 'block 4 is not a candidate (e.g. not stored): block 5 has no predecessor'],
+    [[5], o, '5:0-10', 'the last candidate has neither: block 8 is not one'],
+    [[0, 2], o, '0:0-10 1:0-10 2:0-10', "a block that is one pick's successor and another's predecessor comes back whole"],
+    [[2, 1], o, '0:7-10 1:0-10 2:0-10', 'a pick next to a pick is not cut'],
+    [[1], { ...o, tail: 0 }, '1:0-10 2:0-4', 'no tail: successors only'],
+    [[], o, '', 'no picks'],
+  ];
+  for (const [chosen, opts, expected, why] of cases) {
+    const got = withNeighbours(chosen, blocks, opts).map(({ i, from, to }) => `${i}:${from}-${to}`);
+    assert.equal(got.join(' '), expected, why);
+  }
 });
 
 test('sliceBlock keeps tokens [from, to) of every KV head of every layer', () => {
