@@ -138,7 +138,8 @@ export const DEFAULT_LEXICAL_WEIGHT = 8;
  * small built-in model more than the recall it adds (`attend eval`, 64× the window, held-out seed 3, n = 20 per task,
  * needle recall 85-100% in all): pass key / needle 55% / 45% with the top 4 blocks, 55% / 35% with the top 2 and
  * successors, 65% / 90% with the top one and its successor; with successors cut to 32 tokens, the top 2 still
- * lose to the top one (seeds 3, 4 and 6: pass key 49 / 60 against 54). Larger checkpoints may read more blocks well: `attend.memory.topK`.
+ * lose to the top one (seeds 3, 4 and 6: pass key 49 / 60 against 54). Larger checkpoints may read more blocks well:
+ * `attend.memory.topK`.
  */
 export const DEFAULT_MEMORY_TOP_K = 1;
 
