@@ -128,7 +128,8 @@ export function attentionBias(state: KvState, spec: AttentionSpec, nNew: number)
   const bias = new Float32Array(nNew * total).fill(-Infinity);
   const window = spec.window ?? Infinity;
   // Slots every query sees (sinks, pinned) are marked once; the rest are visible from the first slot whose position is
-  // inside the query's window, and positions increase with the slot index, so that is a suffix found by a moving index.
+  // inside the query's window, and their positions increase with the slot index (pinned slots, which insertPinned
+  // appends, may sit anywhere: they are visible anyway), so that is a suffix found by a moving index.
   const always: number[] = [];
   for (let s = 0; s < nSlots; s++) if (pinned[s] === 1 || positions[s] < spec.sinks) always.push(s);
   let firstInWindow = 0;
@@ -163,52 +164,36 @@ export interface SlotBatch {
 }
 
 /**
- * Merges `batch` into `state` as pinned slots, keeping slots ordered by position. A batch slot may share a position
- * with a cached one (relocated memory placed inside the window); it then goes first.
+ * Appends `batch` to `state` as pinned slots. Pinned slots are visible to every query wherever they sit (attentionBias
+ * orders only the others), so they go after the cached slots in one copy per head instead of being interleaved by
+ * position: relocated memory shares its positions with the window, which made that merge slot by slot.
  */
 export function insertPinned(state: KvState, shape: KvShape, batch: SlotBatch): KvState {
   const m = batch.positions.length;
   if (m === 0) return state;
-  const n = state.nSlots + m;
-  // Merge order: (source, index) pairs sorted by position.
-  const order: [0 | 1, number][] = [];
-  let i = 0;
-  let j = 0;
-  while (i < state.nSlots || j < m) {
-    if (j >= m || (i < state.nSlots && state.positions[i] < batch.positions[j])) order.push([0, i++]);
-    else order.push([1, j++]);
-  }
-  const { nKvHeads, headDim } = shape;
-  // The order as runs of consecutive slots from one source: [source, first index, first output slot, length]. Cached
-  // slots before the batch form one long run (one copy per head); where the batch interleaves with cached slots of
-  // equal positions the runs are single slots, copied by a plain loop (a subarray per slot cost more than the copy).
-  const runs: [0 | 1, number, number, number][] = [];
-  order.forEach(([src, k], slot) => {
-    const last = runs[runs.length - 1];
-    if (last && last[0] === src && last[1] + last[3] === k) last[3]++;
-    else runs.push([src, k, slot, 1]);
-  });
-  const merge = (a: Float32Array, b: Float32Array): Float32Array => {
-    const out = new Float32Array(nKvHeads * n * headDim);
+  const old = state.nSlots;
+  const n = old + m;
+  const { nKvHeads, headDim: d } = shape;
+  const append = (a: Float32Array, b: Float32Array): Float32Array => {
+    const out = new Float32Array(nKvHeads * n * d);
     for (let h = 0; h < nKvHeads; h++) {
-      for (const [src, k, slot, len] of runs) {
-        const from = src === 0 ? a : b;
-        const at = (h * (src === 0 ? state.nSlots : m) + k) * headDim;
-        const to = (h * n + slot) * headDim;
-        const count = len * headDim;
-        if (len > 4) out.set(from.subarray(at, at + count), to);
-        else for (let i = 0; i < count; i++) out[to + i] = from[at + i];
-      }
+      out.set(a.subarray(h * old * d, (h + 1) * old * d), h * n * d);
+      out.set(b.subarray(h * m * d, (h + 1) * m * d), (h * n + old) * d);
     }
+    return out;
+  };
+  const joined = <T extends Int32Array | Uint8Array>(out: T, a: ArrayLike<number>, b: ArrayLike<number>): T => {
+    out.set(a, 0);
+    out.set(b, old);
     return out;
   };
   return {
     nSlots: n,
-    positions: Int32Array.from(order, ([src, k]) => (src === 0 ? state.positions[k] : batch.positions[k])),
-    origins: Int32Array.from(order, ([src, k]) => (src === 0 ? state.origins[k] : batch.origins[k])),
-    pinned: Uint8Array.from(order, ([src, k]) => (src === 0 ? state.pinned[k] : 1)),
-    keys: state.keys.map((k, l) => merge(k, batch.keys[l])),
-    values: state.values.map((v, l) => merge(v, batch.values[l])),
+    positions: joined(new Int32Array(n), state.positions, batch.positions),
+    origins: joined(new Int32Array(n), state.origins, batch.origins),
+    pinned: joined(new Uint8Array(n), state.pinned, new Uint8Array(m).fill(1)),
+    keys: state.keys.map((k, l) => append(k, batch.keys[l])),
+    values: state.values.map((v, l) => append(v, batch.values[l])),
     nextPos: state.nextPos,
   };
 }

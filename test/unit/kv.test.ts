@@ -78,7 +78,7 @@ test('dropRange removes [p0, p1) only, and states are never mutated', () => {
   assert.equal(emptyState(shape, 3).nextPos, 3);
 });
 
-test('insertPinned merges by position and marks the new slots pinned', () => {
+test('insertPinned appends the batch as pinned slots; the bias still follows the visibility rule', () => {
   const st = stateWith([0, 1, 7, 8], [0, 0, 0, 0], 9);
   const batch = {
     positions: Int32Array.from([4, 5]),
@@ -87,17 +87,22 @@ test('insertPinned merges by position and marks the new slots pinned', () => {
     values: [new Float32Array(2 * 2 * 8).fill(-3), new Float32Array(2 * 2 * 8).fill(-4)],
   };
   const out = insertPinned(st, shape, batch);
-  assert.deepEqual(Array.from(out.positions), [0, 1, 4, 5, 7, 8]);
-  assert.deepEqual(Array.from(out.origins), [0, 1, 40, 41, 7, 8]);
-  assert.deepEqual(Array.from(out.pinned), [0, 0, 1, 1, 0, 0]);
-  // head 1, slot 2 is the first inserted key of layer 1; head 1, slot 4 is the old slot 2 (position 7).
-  assert.equal(out.keys[1][(1 * 6 + 2) * 8], -2);
-  assert.equal(out.keys[1][(1 * 6 + 4) * 8], st.keys[1][(1 * 4 + 2) * 8]);
-  const tied = insertPinned(st, shape, { ...batch, positions: Int32Array.from([1, 7]) });
-  assert.deepEqual(Array.from(tied.positions), [0, 1, 1, 7, 7, 8]);
-  assert.deepEqual(Array.from(tied.pinned), [0, 1, 0, 1, 0, 0]);
-  // The bias still follows the rule with tied positions.
-  const bias = attentionBias(tied, { window: 2, sinks: 1 }, 1);
-  // Query at 9, window 2, 1 sink: sink, both pinned slots, position 8 and itself are visible; positions 1 and 7 are not.
-  assert.deepEqual(Array.from(bias), [0, 0, -Infinity, 0, -Infinity, 0, 0]);
+  assert.deepEqual(Array.from(out.positions), [0, 1, 7, 8, 4, 5]);
+  assert.deepEqual(Array.from(out.origins), [0, 1, 7, 8, 40, 41]);
+  assert.deepEqual(Array.from(out.pinned), [0, 0, 0, 0, 1, 1]);
+  // head 1, slot 4 is the first inserted key of layer 1; head 1, slot 2 is the old slot 2 (position 7).
+  assert.equal(out.keys[1][(1 * 6 + 4) * 8], -2);
+  assert.equal(out.values[0][(1 * 6 + 5) * 8], -3);
+  assert.equal(out.keys[1][(1 * 6 + 2) * 8], st.keys[1][(1 * 4 + 2) * 8]);
+  assert.equal(out.values[1][(0 * 6 + 3) * 8 + 7], st.values[1][(0 * 4 + 3) * 8 + 7]);
+  assert.equal(insertPinned(st, shape, { ...batch, positions: new Int32Array(0), origins: new Int32Array(0) }), st);
+  // Query at 9, window 2, 1 sink: the sink, both pinned slots, position 8 and itself are visible; 1 and 7 are not,
+  // also with pinned slots sharing positions with cached ones.
+  for (const positions of [
+    [4, 5],
+    [1, 7],
+  ]) {
+    const tied = insertPinned(st, shape, { ...batch, positions: Int32Array.from(positions) });
+    assert.deepEqual(Array.from(attentionBias(tied, { window: 2, sinks: 1 }, 1)), [0, -Infinity, -Infinity, 0, 0, 0, 0]);
+  }
 });
