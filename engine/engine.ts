@@ -191,9 +191,11 @@ export class Engine {
     }
     const ownedCacheDir = opts.cacheDir ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'attend-kv-'));
     const cacheDir = opts.cacheDir ?? ownedCacheDir!;
+    const chunkSize = opts.chunkSize ?? 512;
+    // The chunk size is part of it: a step's numbers depend on where it ends (Decoder.sinkShift).
     const fingerprint = modelFingerprint(
       dir,
-      { window: attention.window, sinks: attention.sinks, blockSize, dtype: 'f32' },
+      { window: attention.window, sinks: attention.sinks, blockSize, chunkSize, dtype: 'f32' },
       opts.cacheDir ?? undefined,
     );
     const store = new KvBlockStore(cacheDir, {
@@ -202,7 +204,6 @@ export class Engine {
       fingerprint,
       warn,
     });
-    const chunkSize = opts.chunkSize ?? 512;
     const scorer = memory ? await BlockScorer.create(cfg, opts.threads) : null;
     // Block memory weighs heads by how much they look things up (measured once per model, kept next to its blocks).
     const headWeights =

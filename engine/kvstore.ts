@@ -23,6 +23,15 @@
 //   32 bytes: sha256 of every byte before it (so readSummary checks what it reads without reading the rest)
 //   then per layer l: K[l] f32 (nKvHeads, len, headDim), V[l] f32 (nKvHeads, len, headDim)
 //   last 32 bytes: sha256 of every byte before it
+//
+// A context's tail (the tokens after its last stored block, see Prefiller.run) is an entry of the same layout under
+// tailHash. Block memory's summary table of a run of blocks (<key>.kvs, key = summaryTableKey(last block's key)) puts
+// every block's representative keys in one file, so a question ranks all stored blocks with one read:
+//   0-143 as above with magic 'ATTNKVS\0' and SUMMARY_TABLE_VERSION, header bytes 176; 144 u32 dtype, 148 nLayers,
+//   152 nKvHeads, 156 headDim, 160 block length, 164 R, 168 u32 blocks, 172 u32 0
+//   176 i32[blocks * block length] token ids
+//   per layer l: f32 (nKvHeads, blocks * R, headDim), block i at rows i * R .. (i + 1) * R of every head
+//   last 32 bytes: sha256 of every byte before it
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,19 +44,27 @@ export const KV_FORMAT_VERSION = 2;
  * Version of everything that shapes the numbers inside a block besides the model files and settings: the ONNX graph
  * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
  * stop matching; it is hashed into the model fingerprint.
+ * 2: sinks' rotary positions shift past the trained sink distance. 3: the blocks of a context's last, partial chunk are
+ * no longer stored under block keys (their numbers depend on where the context ends; see Prefiller.run) and the chunk
+ * size is part of the fingerprint's settings.
  */
-export const ENGINE_FORMAT_VERSION = 2; // 2: sinks' rotary positions shift past the trained sink distance
+export const ENGINE_FORMAT_VERSION = 3;
+/** Version of the summary table layout (see readSummaryTable); another version is treated as foreign. */
+export const SUMMARY_TABLE_VERSION = 1;
 /** Default number of tokens per block. */
 export const DEFAULT_BLOCK_TOKENS = 128;
 
 const MAGIC = Buffer.from('ATTNKVB\0', 'latin1');
+const TABLE_MAGIC = Buffer.from('ATTNKVS\0', 'latin1');
 const HEADER_BYTES = 168;
 const TRAILER_BYTES = 32;
+/** A summary table's header: the block header's fields up to 168, then u32 blocks and 4 reserved bytes (zero). */
+const TABLE_HEADER_BYTES = 176;
 const DTYPE_F32 = 1;
 const HEX64 = /^[0-9a-f]{64}$/;
 const MODEL_DIR_RE = /^[0-9a-f]{16}$/;
 const SHARD_DIR_RE = /^[0-9a-f]{2}$/;
-const ENTRY_RE = /^[0-9a-f]{64}\.kv$/;
+const ENTRY_RE = /^[0-9a-f]{64}\.kvs?$/;
 const TEMP_RE = /^\.[0-9a-f]{64}\.\d+\.[0-9a-f]+\.tmp$/;
 /** Temp files older than this are leftovers of a crashed writer and are removed by scans. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -130,6 +147,39 @@ export function rootHash(fingerprint: string): string {
 export function chainHash(prev: string, ids: ArrayLike<number>): string {
   if (!isHex64(prev)) throw new TypeError(`chainHash: previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prev)}`);
   return createHash('sha256').update(Buffer.from(prev, 'hex')).update(int32Bytes(ids, 'chainHash')).digest('hex');
+}
+
+/**
+ * Key of a context's tail entry: the tokens `ids` after the block whose key is `prev` (rootHash for none), up to the
+ * end of the context. Domain-separated from chainHash, because the tail's numbers depend on where the context ends:
+ * a block with the same tokens inside a longer context is computed differently and must not share its key.
+ */
+export function tailHash(prev: string, ids: ArrayLike<number>): string {
+  if (!isHex64(prev)) throw new TypeError(`tailHash: previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prev)}`);
+  return createHash('sha256')
+    .update('attend-context-tail\0')
+    .update(Buffer.from(prev, 'hex'))
+    .update(int32Bytes(ids, 'tailHash'))
+    .digest('hex');
+}
+
+/** Key of the summary table of the blocks up to and including the one whose key is `lastBlock`. */
+export function summaryTableKey(lastBlock: string): string {
+  if (!isHex64(lastBlock))
+    throw new TypeError(`summaryTableKey: block key must be 64 lowercase hex digits, got ${JSON.stringify(lastBlock)}`);
+  return createHash('sha256').update('attend-summary-table\0').update(Buffer.from(lastBlock, 'hex')).digest('hex');
+}
+
+/**
+ * The representative keys (block-summary.ts) of a run of equal-sized blocks, laid out for BlockScorer.scoreTable: per
+ * layer (nKvHeads, blocks * count, headDim), block i's keys at rows i * count .. (i + 1) * count of every head.
+ */
+export interface SummaryTable {
+  readonly blocks: number;
+  readonly blockTokens: number;
+  /** Representative keys per block and KV head. */
+  readonly count: number;
+  readonly keys: readonly Float32Array[];
 }
 
 /**
@@ -379,6 +429,12 @@ export function blockFileBytes(geometry: KvGeometry, len: number, summaryKeys = 
   return summaryEnd(geometry, len, summaryKeys) + 2 * geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
 }
 
+/** Total file size of a summary table of `blocks` blocks. */
+function tableFileBytes(geometry: KvGeometry, blocks: number, blockTokens: number, count: number): number {
+  const { nLayers, nKvHeads, headDim } = geometry;
+  return TABLE_HEADER_BYTES + 4 * blocks * blockTokens + 4 * nLayers * nKvHeads * blocks * count * headDim + TRAILER_BYTES;
+}
+
 /** Reads `size` bytes from file offset `at` (fewer at end of file). */
 function readWhole(fd: number, size: number, at = 0): Buffer {
   const buf = Buffer.allocUnsafe(size);
@@ -481,6 +537,12 @@ export class KvBlockStore {
     return path.join(this.modelDir, hash.slice(0, 2), `${hash}.kv`);
   }
 
+  /** A summary table's path (see pathFor). */
+  tablePathFor(key: string): string {
+    if (!isHex64(key)) throw new TypeError(`KV summary table key must be 64 lowercase hex digits, got ${JSON.stringify(key)}`);
+    return path.join(this.modelDir, key.slice(0, 2), `${key}.kvs`);
+  }
+
   has(hash: string): boolean {
     if (!isHex64(hash)) return false;
     try {
@@ -499,7 +561,7 @@ export class KvBlockStore {
       this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
       return null;
     }
-    return this.readChecked(hash, (fd, size) => this.decode(readWhole(fd, size), hash, expectIds));
+    return this.readChecked(this.pathFor(hash), (fd, size) => this.decode(readWhole(fd, size), hash, expectIds));
   }
 
   /**
@@ -512,12 +574,68 @@ export class KvBlockStore {
       this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
       return null;
     }
-    return this.readChecked(hash, (fd, size) => this.decodeSummary(fd, size, hash, expectIds), false);
+    return this.readChecked(this.pathFor(hash), (fd, size) => this.decodeSummary(fd, size, hash, expectIds), false);
+  }
+
+  /**
+   * The summary table stored under `key` (summaryTableKey): the representative keys of a run of blocks in one file, so
+   * block memory ranks every stored block with one read instead of one per block. `expectIds` are the tokens of all of
+   * its blocks. Bad entries are handled as in read(). Never throws.
+   */
+  readSummaryTable(key: string, expectIds: ArrayLike<number>): SummaryTable | null {
+    if (!isHex64(key)) {
+      this.warn(
+        `Attend KV cache: refused to read summary table key ${JSON.stringify(String(key)).slice(0, 100)}: not 64 lowercase hex digits`,
+      );
+      return null;
+    }
+    return this.readChecked(this.tablePathFor(key), (fd, size) => this.decodeTable(readWhole(fd, size), key, expectIds));
+  }
+
+  /**
+   * Stores the summary table of blocks whose tokens are `ids` under `key`, atomically like write(). An existing
+   * complete entry is left alone. Returns false when nothing was stored.
+   */
+  writeSummaryTable(key: string, ids: ArrayLike<number>, table: SummaryTable): boolean {
+    const file = this.tablePathFor(key);
+    const g = this.geometry;
+    const { blocks, blockTokens, count } = table;
+    if (!(blocks > 0 && blockTokens > 0 && count > 0 && count <= blockTokens) || ids.length !== blocks * blockTokens)
+      throw new RangeError(
+        `KvBlockStore.writeSummaryTable: ${blocks} blocks of ${blockTokens} tokens, ${count} keys each, for ${ids.length} token ids`,
+      );
+    const per = g.nKvHeads * blocks * count * g.headDim;
+    if (table.keys.length !== g.nLayers || table.keys.some((k) => k.length !== per))
+      throw new RangeError(
+        `KvBlockStore.writeSummaryTable: keys do not match ${g.nLayers} layers of ${g.nKvHeads}x${blocks * count}x${g.headDim}`,
+      );
+    if (this.disabledBy !== null) return false;
+    const size = tableFileBytes(g, blocks, blockTokens, count);
+    try {
+      const st = fs.statSync(file);
+      if (st.isFile() && st.size === size) return true;
+    } catch {
+      // absent (or unreadable): write it
+    }
+    const buf = Buffer.allocUnsafe(size);
+    TABLE_MAGIC.copy(buf, 0);
+    buf.writeUInt32LE(SUMMARY_TABLE_VERSION, 8);
+    buf.writeUInt32LE(TABLE_HEADER_BYTES, 12);
+    buf.write(this.fingerprint, 16, 'latin1');
+    buf.write(key, 80, 'latin1');
+    [DTYPE_F32, g.nLayers, g.nKvHeads, g.headDim, blockTokens, count, blocks, 0].forEach((v, i) => buf.writeUInt32LE(v, 144 + 4 * i));
+    putI32(buf, TABLE_HEADER_BYTES, Int32Array.from(ids));
+    let off = TABLE_HEADER_BYTES + 4 * ids.length;
+    for (const k of table.keys) {
+      putF32(buf, off, k);
+      off += k.byteLength;
+    }
+    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    return this.publish(file, key, buf);
   }
 
   /** Opens the entry, lets `decode` read it, discards it when decode reports a problem. Never throws. */
-  private readChecked<T>(hash: string, decode: (fd: number, size: number) => T | string, touch = true): T | null {
-    const file = this.pathFor(hash);
+  private readChecked<T>(file: string, decode: (fd: number, size: number) => T | string, touch = true): T | null {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -577,7 +695,12 @@ export class KvBlockStore {
     } catch {
       // absent (or unreadable): write it
     }
-    const buf = this.encode(hash, block, len);
+    return this.publish(file, hash, this.encode(hash, block, len));
+  }
+
+  /** Writes `buf` to `file` atomically: a temp file in the same directory, fsync, rename. */
+  private publish(file: string, hash: string, buf: Buffer): boolean {
+    const size = buf.length;
     const sub = path.dirname(file);
     const tmp = path.join(sub, `.${hash}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let fd: number | null = null;
@@ -874,6 +997,40 @@ export class KvBlockStore {
       off += 4 * n * g.headDim;
     }
     return { start: tok[1][0], length: len, count: r, layers };
+  }
+
+  /** A summary table, or a description of what is wrong with the file. */
+  private decodeTable(buf: Buffer, key: string, expectIds: ArrayLike<number>): SummaryTable | string {
+    if (buf.length >= TABLE_MAGIC.length && !buf.subarray(0, TABLE_MAGIC.length).equals(TABLE_MAGIC))
+      return 'not an Attend summary table (bad magic bytes)';
+    if (buf.length < TABLE_HEADER_BYTES + TRAILER_BYTES) return `truncated: ${buf.length} bytes, shorter than the header and checksum`;
+    const version = buf.readUInt32LE(8);
+    if (version !== SUMMARY_TABLE_VERSION) return `foreign summary table version ${version} (this build reads ${SUMMARY_TABLE_VERSION})`;
+    if (buf.readUInt32LE(12) !== TABLE_HEADER_BYTES) return `corrupt header (header size ${buf.readUInt32LE(12)})`;
+    const [dtype, nLayers, nKvHeads, headDim, blockTokens, count, blocks] = [0, 1, 2, 3, 4, 5, 6].map((i) => buf.readUInt32LE(144 + 4 * i));
+    if (dtype !== DTYPE_F32) return `unsupported or corrupt dtype code ${dtype} (expected ${DTYPE_F32} = f32)`;
+    const g = this.geometry;
+    if (nLayers !== g.nLayers || nKvHeads !== g.nKvHeads || headDim !== g.headDim)
+      return `geometry ${nLayers}x${nKvHeads}x${headDim} (layers x kv heads x head dim), expected ${g.nLayers}x${g.nKvHeads}x${g.headDim}`;
+    if (blocks === 0 || blockTokens === 0 || count === 0 || count > blockTokens)
+      return 'corrupt header (zero blocks, block length or keys)';
+    const expected = tableFileBytes(g, blocks, blockTokens, count);
+    if (buf.length !== expected) return `size mismatch: ${buf.length} bytes, the header implies ${expected}`;
+    const body = buf.length - TRAILER_BYTES;
+    if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
+    const fileFp = buf.toString('latin1', 16, 80);
+    if (fileFp !== this.fingerprint)
+      return `written for model fingerprint ${fileFp.slice(0, 16)}…, this store's model is ${this.fingerprint.slice(0, 16)}…`;
+    if (buf.toString('latin1', 80, 144) !== key) return `holds another summary table than ${key.slice(0, 16)}… (misplaced file)`;
+    const n = blocks * blockTokens;
+    if (expectIds.length !== n) return `covers ${n} tokens, expected ${expectIds.length}`;
+    const ids = getI32(buf, TABLE_HEADER_BYTES, n);
+    for (let i = 0; i < n; i++)
+      if (ids[i] !== expectIds[i]) return `token ids differ from the expected ones at index ${i} (${ids[i]} vs ${expectIds[i]})`;
+    const per = nKvHeads * blocks * count * headDim;
+    const keys: Float32Array[] = [];
+    for (let l = 0, off = TABLE_HEADER_BYTES + 4 * n; l < nLayers; l++, off += 4 * per) keys.push(getF32(buf, off, per));
+    return { blocks, blockTokens, count, keys };
   }
 
   /** Reports a bad entry and removes it, unless another process has replaced it since we opened it. */

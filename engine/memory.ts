@@ -27,6 +27,15 @@ export interface ScoredKeys {
   readonly shift?: number;
 }
 
+/** Keys of equal-sized blocks laid out together: per layer (nKvHeads, blocks * count, headDim), one shift per block. */
+export interface KeyTable {
+  /** Keys per block and KV head. */
+  readonly count: number;
+  readonly keys: readonly Float32Array[];
+  /** Per block, positions to move its keys by before scoring (see ScoredKeys.shift). */
+  readonly shifts: ArrayLike<number>;
+}
+
 /** cos/sin of one shift per RoPE frequency: rotating by `shift` is x1·cos − x2·sin, x2·cos + x1·sin. */
 function shiftRotation(shift: number, invFreq: Float32Array): { cos: Float64Array; sin: Float64Array } {
   const cos = new Float64Array(invFreq.length);
@@ -165,12 +174,61 @@ export class BlockScorer {
     headWeights: Float64Array | null = null,
   ): Promise<Float64Array> {
     const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
+    const cells = nLayers * nHeads * nQuestion;
+    const qTensors = this.queryTensors(queries, nQuestion);
+    const lse = new Float64Array(blockCount * cells).fill(-Infinity);
+    for (let b0 = 0; b0 < blockCount; b0 += groupBlocks) {
+      const blocks: { b: number; blk: ScoredKeys }[] = [];
+      for (let b = b0; b < Math.min(blockCount, b0 + groupBlocks); b++) {
+        const blk = load(b);
+        if (blk) blocks.push({ b, blk });
+      }
+      if (blocks.length === 0) continue;
+      const len = blocks[0].blk.count;
+      if (blocks.some(({ blk }) => blk.count !== len)) throw new Error('BlockScorer: blocks of one group must have equal key counts');
+      const nb = blocks.length;
+      const keys = Array.from({ length: nLayers }, (_, l) => {
+        const out = new Float32Array(nKvHeads * nb * len * d);
+        blocks.forEach(({ blk }, i) => {
+          for (let g = 0; g < nKvHeads; g++) out.set(blk.keys[l].subarray(g * len * d, (g + 1) * len * d), (g * nb + i) * len * d);
+        });
+        return out;
+      });
+      await this.runGroup(qTensors, nQuestion, { count: len, keys, shifts: blocks.map(({ blk }) => blk.shift ?? 0) }, (i, cell, v) => {
+        lse[blocks[i].b * cells + cell] = v;
+      });
+    }
+    return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
+  }
+
+  /**
+   * The same scores for blocks whose keys already lie together: per layer (nKvHeads, blocks * count, headDim), block
+   * i at rows i * count .. (i + 1) * count of every head (a summary table, KvBlockStore.readSummaryTable), one shift
+   * per block. One scorer run per layer, no copy of the keys.
+   */
+  async scoreTable(
+    queries: readonly Float32Array[],
+    nQuestion: number,
+    table: KeyTable,
+    headWeights: Float64Array | null = null,
+  ): Promise<Float64Array> {
+    const { nLayers, nHeads } = this.cfg;
+    const cells = nLayers * nHeads * nQuestion;
+    const nb = table.shifts.length;
+    const lse = new Float64Array(nb * cells).fill(-Infinity);
+    await this.runGroup(this.queryTensors(queries, nQuestion), nQuestion, table, (i, cell, v) => {
+      lse[i * cells + cell] = v;
+    });
+    return sharesOverBlocks(lse, cells, nb, headWeights, nQuestion);
+  }
+
+  /** Queries per layer as (nKvHeads, group * nQuestion, d), pre-scaled: query head h = g * group + j goes to row j * nQuestion + t. */
+  private queryTensors(queries: readonly Float32Array[], nQuestion: number): ort.Tensor[] {
+    const { nHeads, nKvHeads, headDim: d } = this.cfg;
     const group = nHeads / nKvHeads;
     const rows = group * nQuestion;
-    const cells = nLayers * nHeads * nQuestion;
     const scale = 1 / Math.sqrt(d);
-    // Queries per layer as (nKvHeads, group * nQuestion, d): query head h = g * group + j goes to row j * nQuestion + t.
-    const qTensors = queries.map((qs) => {
+    return queries.map((qs) => {
       const out = new Float32Array(nKvHeads * rows * d);
       for (let h = 0; h < nHeads; h++) {
         const g = Math.floor(h / group);
@@ -183,55 +241,53 @@ export class BlockScorer {
       }
       return new ort.Tensor('float32', out, [nKvHeads, rows, d]);
     });
-    const lse = new Float64Array(blockCount * cells).fill(-Infinity);
-    for (let b0 = 0; b0 < blockCount; b0 += groupBlocks) {
-      const blocks: { b: number; blk: ScoredKeys }[] = [];
-      for (let b = b0; b < Math.min(blockCount, b0 + groupBlocks); b++) {
-        const blk = load(b);
-        if (blk) blocks.push({ b, blk });
+  }
+
+  /** Runs the scorer over one group of blocks; `put(block, cell, lse)` receives every (block, cell) log-sum-exp. */
+  private async runGroup(
+    qTensors: readonly ort.Tensor[],
+    nQuestion: number,
+    group: KeyTable,
+    put: (block: number, cell: number, lse: number) => void,
+  ): Promise<void> {
+    const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
+    const perKv = nHeads / nKvHeads;
+    const rows = perKv * nQuestion;
+    const { count: len, shifts } = group;
+    const nb = shifts.length;
+    const half = d / 2;
+    const cos = new Float32Array(nb * len * half).fill(1);
+    const sin = new Float32Array(nb * len * half);
+    for (let i = 0; i < nb; i++) {
+      if (!shifts[i]) continue;
+      const rot = shiftRotation(shifts[i], this.invFreq);
+      for (let t = i * len; t < (i + 1) * len; t++) {
+        cos.set(rot.cos, t * half);
+        sin.set(rot.sin, t * half);
       }
-      if (blocks.length === 0) continue;
-      const len = blocks[0].blk.count;
-      if (blocks.some(({ blk }) => blk.count !== len)) throw new Error('BlockScorer: blocks of one group must have equal key counts');
-      const nb = blocks.length;
-      const half = d / 2;
-      const cos = new Float32Array(nb * len * half).fill(1);
-      const sin = new Float32Array(nb * len * half);
-      blocks.forEach(({ blk }, i) => {
-        if (!blk.shift) return;
-        const rot = shiftRotation(blk.shift, this.invFreq);
-        for (let t = i * len; t < (i + 1) * len; t++) {
-          cos.set(rot.cos, t * half);
-          sin.set(rot.sin, t * half);
-        }
+    }
+    const cosT = new ort.Tensor('float32', cos, [nb * len, half]);
+    const sinT = new ort.Tensor('float32', sin, [nb * len, half]);
+    const shapeT = new ort.Tensor('int64', BigInt64Array.from([nKvHeads, rows, nb, len].map(BigInt)), [4]);
+    for (let l = 0; l < nLayers; l++) {
+      const out = await this.session.run({
+        q: qTensors[l],
+        k: new ort.Tensor('float32', group.keys[l], [nKvHeads, nb * len, d]),
+        cos: cosT,
+        sin: sinT,
+        lse_shape: shapeT,
       });
-      const cosT = new ort.Tensor('float32', cos, [nb * len, half]);
-      const sinT = new ort.Tensor('float32', sin, [nb * len, half]);
-      for (let l = 0; l < nLayers; l++) {
-        const keys = new Float32Array(nKvHeads * nb * len * d);
-        blocks.forEach(({ blk }, i) => {
-          for (let g = 0; g < nKvHeads; g++) keys.set(blk.keys[l].subarray(g * len * d, (g + 1) * len * d), (g * nb + i) * len * d);
-        });
-        const out = await this.session.run({
-          q: qTensors[l],
-          k: new ort.Tensor('float32', keys, [nKvHeads, nb * len, d]),
-          cos: cosT,
-          sin: sinT,
-          lse_shape: new ort.Tensor('int64', BigInt64Array.from([nKvHeads, rows, nb, len].map(BigInt)), [4]),
-        });
-        const res = out.lse.data as Float32Array; // (nKvHeads, rows, nb)
-        for (let h = 0; h < nHeads; h++) {
-          const g = Math.floor(h / group);
-          const j = h % group;
-          for (let t = 0; t < nQuestion; t++) {
-            const row = (g * rows + j * nQuestion + t) * nb;
-            const cell = (l * nHeads + h) * nQuestion + t;
-            blocks.forEach(({ b }, i) => (lse[b * cells + cell] = res[row + i]));
-          }
+      const res = out.lse.data as Float32Array; // (nKvHeads, rows, nb)
+      for (let h = 0; h < nHeads; h++) {
+        const g = Math.floor(h / perKv);
+        const j = h % perKv;
+        for (let t = 0; t < nQuestion; t++) {
+          const row = (g * rows + j * nQuestion + t) * nb;
+          const cell = (l * nHeads + h) * nQuestion + t;
+          for (let i = 0; i < nb; i++) put(i, cell, res[row + i]);
         }
       }
     }
-    return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
   }
 
   async dispose(): Promise<void> {

@@ -4,7 +4,7 @@ import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
 import { insertPinned, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
-import { blockHashes, type KvBlock, type KvBlockStore } from './kvstore';
+import { blockHashes, rootHash, summaryTableKey, tailHash, type KvBlock, type KvBlockStore, type SummaryTable } from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 import type { BlockSummary } from './block-summary';
 
@@ -105,17 +105,26 @@ export class Prefiller {
     return [...need].sort((a, b) => a - b);
   }
 
-  /** State at position R = m * blockSize rebuilt from stored blocks, or null if one is missing or bad. */
-  private restore(m: number, hashes: readonly string[], ids: readonly number[]): KvState | null {
+  /**
+   * State rebuilt from stored blocks 0 .. m - 1, then the context's tail entry when `tail` is given (ending the state at
+   * ids.length, else at m * blockSize); null if an entry is missing or bad.
+   */
+  private restore(m: number, hashes: readonly string[], ids: readonly number[], tail: string | null = null): KvState | null {
     const store = this.d.store!;
     const B = this.d.blockSize;
-    const R = m * B;
+    const R = tail ? ids.length : m * B;
     const { window, sinks } = this.d.spec;
     const blocks: { b: number; data: KvBlock }[] = [];
     for (const b of this.neededBlocks(R)) {
+      if (b >= m) break;
       const data = store.read(hashes[b], ids.slice(b * B, (b + 1) * B));
       if (!data) return null;
       blocks.push({ b, data });
+    }
+    if (tail) {
+      const data = store.read(tail, ids.slice(m * B));
+      if (!data) return null;
+      blocks.push({ b: m, data });
     }
     const shape = this.d.decoder.shape;
     const keepPos = (p: number): boolean => p < sinks || window === null || R - p < window;
@@ -154,10 +163,16 @@ export class Prefiller {
     };
   }
 
-  /** Longest stored block prefix of the context that can be restored. */
-  private fromDisk(ctx: readonly number[], hashes: readonly string[]): { state: KvState; length: number } | null {
+  /** The whole context (its blocks and tail entry), else the longest stored block prefix that can be restored. */
+  private fromDisk(ctx: readonly number[], hashes: readonly string[], tail: string | null): { state: KvState; length: number } | null {
     const store = this.d.store;
     if (!store) return null;
+    if (tail && store.has(tail)) {
+      const m = hashes.length;
+      const needed = this.neededBlocks(ctx.length).filter((b) => b < m);
+      const state = needed.every((b) => store.has(hashes[b])) ? this.restore(m, hashes, ctx, tail) : null;
+      if (state) return { state, length: ctx.length };
+    }
     for (let m = hashes.length; m > 0; m--) {
       if (!store.has(hashes[m - 1])) continue;
       if (!this.neededBlocks(m * this.d.blockSize).every((b) => store.has(hashes[b]))) continue;
@@ -167,28 +182,39 @@ export class Prefiller {
     return null;
   }
 
-  private writeBlocks(ctx: readonly number[], hashes: readonly string[], from: number, newKv: NonNullable<StepResult['newKv']>): void {
+  /** Stores the step's complete blocks, and the context's tail entry when the step ends the context. */
+  private writeBlocks(
+    ctx: readonly number[],
+    hashes: readonly string[],
+    tail: string | null,
+    from: number,
+    newKv: NonNullable<StepResult['newKv']>,
+  ): void {
     const store = this.d.store;
     if (!store || store.readOnlyReason !== null) return;
     const B = this.d.blockSize;
     const shape = this.d.decoder.shape;
     const n = newKv.keys[0].length / (shape.nKvHeads * shape.headDim);
-    for (let b = Math.ceil(from / B); (b + 1) * B <= from + n && b < hashes.length; b++) {
-      if (store.has(hashes[b])) continue;
-      const t0 = b * B - from;
+    // Tokens [start, start + len) of the step's new KV (which begins at `from`) as one stored entry.
+    const put = (key: string, start: number, len: number): void => {
+      if (store.has(key)) return;
+      const t0 = start - from;
       const cut = (a: Float32Array): Float32Array => {
-        const out = new Float32Array(shape.nKvHeads * B * shape.headDim);
+        const out = new Float32Array(shape.nKvHeads * len * shape.headDim);
         for (let h = 0; h < shape.nKvHeads; h++)
-          out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + B) * shape.headDim), h * B * shape.headDim);
+          out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + len) * shape.headDim), h * len * shape.headDim);
         return out;
       };
-      store.write(hashes[b], {
-        tokenIds: Int32Array.from(ctx.slice(b * B, (b + 1) * B)),
-        positions: Int32Array.from({ length: B }, (_, i) => b * B + i),
+      store.write(key, {
+        tokenIds: Int32Array.from(ctx.slice(start, start + len)),
+        positions: Int32Array.from({ length: len }, (_, i) => start + i),
         keys: newKv.keys.map(cut),
         values: newKv.values.map(cut),
       });
-    }
+    };
+    for (let b = Math.ceil(from / B); (b + 1) * B <= from + n && b < hashes.length; b++) put(hashes[b], b * B, B);
+    const sealed = hashes.length * B;
+    if (tail && from <= sealed && from + n === ctx.length) put(tail, sealed, ctx.length - sealed);
   }
 
   /**
@@ -204,7 +230,19 @@ export class Prefiller {
       if (hooks.signal?.aborted) throw new CancelledError();
     };
     const ctx = ids.slice(0, contextLength);
-    const hashes = this.d.store ? blockHashes(this.d.store.fingerprint, ctx, B) : [];
+    const chunk = Math.max(B, Math.floor(this.d.chunkSize / B) * B);
+    // A step's numbers depend on where it ends when the sinks move (Decoder.sinkShift), and every step ends on a
+    // multiple of the chunk size except the context's last one. Blocks are stored under their prefix keys only where
+    // any longer context computes them the same way: before the last chunk boundary, or anywhere when a step ending
+    // at the next boundary would not move the sinks either. The rest of the context is one tail entry keyed by the
+    // whole context, so a second question restores everything and a longer context recomputes those tokens.
+    const boundary = Math.floor(contextLength / chunk) * chunk;
+    const sealed = decoder.sinkShift(boundary + chunk - 1) === 0 ? Math.floor(contextLength / B) * B : boundary;
+    const hashes = this.d.store ? blockHashes(this.d.store.fingerprint, ctx.slice(0, sealed), B) : [];
+    const tail =
+      this.d.store && sealed < contextLength
+        ? tailHash(hashes.length > 0 ? hashes[hashes.length - 1] : rootHash(this.d.store.fingerprint), ctx.slice(sealed))
+        : null;
 
     // 1. Reuse: an exact context state in memory beats blocks on disk.
     let state: KvState = decoder.emptyState();
@@ -216,7 +254,7 @@ export class Prefiller {
       reused = contextLength;
       reusedFrom = 'memory';
     } else {
-      const disk = this.fromDisk(ctx, hashes);
+      const disk = this.fromDisk(ctx, hashes, tail);
       if (disk) {
         state = disk.state;
         reused = disk.length;
@@ -226,7 +264,6 @@ export class Prefiller {
     hooks.onProgress?.({ done: reused, total: ids.length, reused });
 
     // 2. The rest of the documents, in block-aligned chunks, writing each completed block.
-    const chunk = Math.max(B, Math.floor(this.d.chunkSize / B) * B);
     let done = reused;
     let computed = 0;
     let last: StepResult | null = null;
@@ -236,7 +273,7 @@ export class Prefiller {
       // the ones a full prefill runs (the sinks' position shift depends on a step's last position, Decoder.sinkShift).
       const end = Math.min((Math.floor(done / chunk) + 1) * chunk, contextLength);
       last = await decoder.step(state, ctx.slice(done, end), { captureNew: this.d.store !== null });
-      if (last.newKv) this.writeBlocks(ctx, hashes, done, last.newKv);
+      if (last.newKv) this.writeBlocks(ctx, hashes, tail, done, last.newKv);
       state = last.state;
       computed += end - done;
       done = end;
@@ -272,6 +309,61 @@ export class Prefiller {
     return { state, last, reused, reusedFrom, computed, retrieved, memoryCandidates: candidates };
   }
 
+  /**
+   * The summaries of candidate blocks [first, end) as one key table (memory.ts KeyTable), from the store's summary
+   * table of all stored blocks: one read. Without one, each block's summary is read from its file, and when every
+   * block has one the table is stored for the next question. Blocks whose entry is gone are left out.
+   */
+  private candidateSummaries(
+    ctx: readonly number[],
+    hashes: readonly string[],
+    first: number,
+    end: number,
+  ): { blocks: number[]; table: { count: number; keys: Float32Array[] } } | null {
+    const store = this.d.store!;
+    const B = this.d.blockSize;
+    const { nLayers, nKvHeads, headDim: d } = this.d.decoder.shape;
+    const m = hashes.length;
+    const key = summaryTableKey(hashes[m - 1]);
+    let table: SummaryTable | null = store.readSummaryTable(key, ctx.slice(0, m * B));
+    let present: number[] = [];
+    if (!table) {
+      const sums: (BlockSummary | null)[] = hashes.map((h, b) =>
+        b < first || b >= end ? null : store.readSummary(h, ctx.slice(b * B, (b + 1) * B)),
+      );
+      const count = sums.find((sum) => sum !== null)?.count;
+      if (count === undefined) return null;
+      present = sums.flatMap((sum, b) => (sum?.count === count ? [b] : []));
+      // Blocks outside [first, end) are read too when the table can be complete (they are in the next question's
+      // window or sinks now, but the table is keyed by the context, not the question).
+      if (present.length === end - first) {
+        for (let b = 0; b < m; b++) if (b < first || b >= end) sums[b] = store.readSummary(hashes[b], ctx.slice(b * B, (b + 1) * B));
+      }
+      const complete = sums.every((sum) => sum !== null && sum.count === count);
+      const rows = complete ? Array.from(hashes.keys()) : present;
+      const keys = Array.from({ length: nLayers }, (_, l) => {
+        const out = new Float32Array(nKvHeads * rows.length * count * d);
+        rows.forEach((b, i) => {
+          const src = sums[b]!.layers[l].keys;
+          for (let g = 0; g < nKvHeads; g++) out.set(src.subarray(g * count * d, (g + 1) * count * d), (g * rows.length + i) * count * d);
+        });
+        return out;
+      });
+      if (!complete) return { blocks: present, table: { count, keys } };
+      table = { blocks: m, blockTokens: B, count, keys };
+      store.writeSummaryTable(key, ctx.slice(0, m * B), table);
+    }
+    // Rows [first, end) of every head of the table.
+    const { count } = table;
+    const n = end - first;
+    const keys = table.keys.map((k) => {
+      const out = new Float32Array(nKvHeads * n * count * d);
+      for (let g = 0; g < nKvHeads; g++) out.set(k.subarray((g * m + first) * count * d, (g * m + end) * count * d), g * n * count * d);
+      return out;
+    });
+    return { blocks: Array.from({ length: n }, (_, i) => first + i), table: { count, keys } };
+  }
+
   private async retrieve(
     state: KvState,
     question: readonly number[],
@@ -284,18 +376,14 @@ export class Prefiller {
     const placeEnd = state.nextPos; // retrieved blocks are placed right before the question
     const shape = decoder.shape;
     const topK = this.d.memoryTopK!;
-    // Candidates: stored blocks wholly before the local window, read as their summaries (a few KiB each).
-    const candidateIdx: number[] = [];
-    const summaries: BlockSummary[] = [];
-    for (let b = 0; (b + 1) * B <= before && b < hashes.length; b++) {
-      if ((b + 1) * B <= spec.sinks) continue;
-      const sum = store.readSummary(hashes[b], ctx.slice(b * B, (b + 1) * B));
-      if (sum) {
-        candidateIdx.push(b);
-        summaries.push(sum);
-      }
-    }
-    if (candidateIdx.length === 0) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
+    // Candidates: stored blocks wholly before the local window and not wholly sinks, ranked first by their summaries.
+    let first = 0;
+    while ((first + 1) * B <= spec.sinks) first++;
+    let end = first;
+    while (end < hashes.length && (end + 1) * B <= before) end++;
+    const found = end > first ? this.candidateSummaries(ctx, hashes, first, end) : null;
+    if (!found) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
+    const candidateIdx = found.blocks;
 
     // Every block is scored as if it sat right before the question, where retrieved blocks will be placed: a block
     // moves as a whole, so one shift per block re-rotates its keys (summary keys included; the scorer rotates them).
@@ -339,17 +427,7 @@ export class Prefiller {
     let shortlist = Array.from(candidateIdx.keys());
     const shortlistSize = Math.max(16, 4 * topK);
     if (candidateIdx.length > shortlistSize) {
-      const rough = await scorer.score(
-        qs,
-        nQ,
-        candidateIdx.length,
-        (i) => {
-          const sum = summaries[i];
-          return { count: sum.count, keys: sum.layers.map((l) => l.keys), shift: shift(candidateIdx[i]) };
-        },
-        candidateIdx.length, // summaries are small: one scorer run per layer for all of them
-        weights,
-      );
+      const rough = await scorer.scoreTable(qs, nQ, { ...found.table, shifts: candidateIdx.map(shift) }, weights);
       const roughShare = shares(rough);
       shortlist = topBlocks(
         roughShare.map((a, i) => a + lexW * lex[i]),

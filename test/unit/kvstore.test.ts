@@ -16,8 +16,10 @@ import {
   defaultCacheDir,
   modelFingerprint,
   rootHash,
+  summaryTableKey,
   type KvBlock,
   type KvGeometry,
+  type SummaryTable,
 } from '../../engine/kvstore';
 import { DEFAULT_SUMMARY_KEYS, representativeKeys } from '../../engine/block-summary';
 import { makeBlock, makeHashes, sameBlock, type WorkerArgs, type WorkerReport } from './helpers/kvstore-worker';
@@ -632,5 +634,71 @@ test('defaultCacheDir follows XDG_CACHE_HOME, else ~/.cache/attend', () => {
   } finally {
     if (saved === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = saved;
+  }
+});
+
+/** A summary table of `n` blocks: each block's representative keys, laid out per layer as (nKvHeads, n * count, d). */
+function makeTable(n: number): { ids: Int32Array; table: SummaryTable; key: string } {
+  const { blocks: bs, hashes } = blocks(n);
+  const count = Math.min(DEFAULT_SUMMARY_KEYS, L);
+  const { nKvHeads, headDim: d } = GEO;
+  const keys = Array.from({ length: GEO.nLayers }, (_, l) => {
+    const out = new Float32Array(nKvHeads * n * count * d);
+    bs.forEach((b, i) => {
+      const sum = representativeKeys(b.keys[l], nKvHeads, L, d, count);
+      for (let g = 0; g < nKvHeads; g++) out.set(sum.keys.subarray(g * count * d, (g + 1) * count * d), (g * n + i) * count * d);
+    });
+    return out;
+  });
+  const ids = new Int32Array(n * L);
+  bs.forEach((b, i) => ids.set(b.tokenIds, i * L));
+  return { ids, table: { blocks: n, blockTokens: L, count, keys }, key: summaryTableKey(hashes[n - 1]) };
+}
+
+test('summary table: exact round trip, counted and evicted like blocks, removed by clear', () => {
+  const dir = tmpDir();
+  const { store, warnings } = openStore(dir);
+  const { ids, table, key } = makeTable(5);
+  assert.equal(store.writeSummaryTable(key, ids, table), true);
+  const file = store.tablePathFor(key);
+  assert.match(path.basename(file), /^[0-9a-f]{64}\.kvs$/);
+  const got = openStore(dir).store.readSummaryTable(key, ids);
+  assert.ok(got);
+  assert.deepEqual(
+    { blocks: got.blocks, blockTokens: got.blockTokens, count: got.count },
+    { blocks: 5, blockTokens: L, count: table.count },
+  );
+  got.keys.forEach((k, l) => assert.deepEqual(k, table.keys[l], `layer ${l}`));
+  assert.equal(store.stats().entries, 1);
+  assert.equal(store.stats().bytes, fs.statSync(file).size);
+  // A key that is not 64 hex digits is refused, never a path.
+  assert.equal(store.readSummaryTable('../x', ids), null);
+  assert.match(warnings.at(-1)!, /refused to read summary table key/);
+  assert.throws(() => store.writeSummaryTable(key, ids.subarray(1), table), /token ids/);
+  store.clear();
+  assert.equal(fs.existsSync(file), false);
+});
+
+test('summary table: a damaged, truncated, foreign-version or other-token file reads as absent, warned and removed', () => {
+  const cases: [string, (buf: Buffer) => Buffer, RegExp, (ids: Int32Array) => Int32Array][] = [
+    ['flipped key byte', (b) => ((b[b.length - 40] ^= 1), b), /checksum mismatch/, (ids) => ids],
+    ['truncated', (b) => b.subarray(0, b.length - 7), /size mismatch/, (ids) => ids],
+    ['foreign version', (b) => (b.writeUInt32LE(99, 8), resum(b)), /foreign summary table version 99/, (ids) => ids],
+    ['bad magic', (b) => (b.write('XXXX', 0, 'latin1'), b), /bad magic/, (ids) => ids],
+    ['other model', (b) => (b.write(OTHER_FP, 16, 'latin1'), resum(b)), /model fingerprint/, (ids) => ids],
+    ['other tokens', (b) => b, /token ids differ .* at index 3/, (ids) => ids.map((v, i) => (i === 3 ? v + 1 : v))],
+  ];
+  for (const [what, damage, re, expect] of cases) {
+    const dir = tmpDir();
+    const { ids, table, key } = makeTable(3);
+    assert.equal(openStore(dir).store.writeSummaryTable(key, ids, table), true);
+    const { store, warnings } = openStore(dir);
+    const file = store.tablePathFor(key);
+    fs.writeFileSync(file, damage(fs.readFileSync(file)));
+    assert.equal(store.readSummaryTable(key, expect(ids)), null, what);
+    assert.equal(warnings.length, 1, `${what}: ${JSON.stringify(warnings)}`);
+    assert.match(warnings[0], re, what);
+    assert.ok(warnings[0].includes(file), `${what}: the warning names the file`);
+    assert.equal(fs.existsSync(file), false, `${what}: removed`);
   }
 });

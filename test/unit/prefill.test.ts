@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Decoder } from '../../engine/runtime/decoder';
 import type { KvShape } from '../../engine/runtime/kv';
 import { ropeInverseFrequencies } from '../../engine/graph/decoder';
-import { KvBlockStore, blockHashes } from '../../engine/kvstore';
+import { KvBlockStore, blockHashes, summaryTableKey } from '../../engine/kvstore';
 import { Prefiller, sliceBlock, withNeighbours } from '../../engine/prefill';
 import { BlockScorer, rerotateKeys, scoreBlocks, topBlocks } from '../../engine/memory';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
@@ -78,8 +78,8 @@ test('a prefix restored from disk in a fresh prefiller gives the logits of a ful
   const warm = await setup(dir);
   const b = await warm.prefiller.run(prompt, ctxLen, {});
   assert.equal(b.reusedFrom, 'disk');
-  assert.equal(b.reused, 128, 'the last full block boundary before the question');
-  assert.equal(b.computed, 150 - 128);
+  assert.equal(b.reused, ctxLen, 'the whole context: its blocks and its tail entry');
+  assert.equal(b.computed, 150 - ctxLen, 'only the question');
   assert.ok(maxDiff(a.last.logits, b.last.logits) < 1e-5, `logits differ by ${maxDiff(a.last.logits, b.last.logits)}`);
 
   // Same engine again: the in-process state covers the whole context.
@@ -116,6 +116,34 @@ test('with the sinks moving past their trained distance, a restore from disk and
   assert.ok(maxDiff(r.last.logits, ref.last.logits) < 1e-5, `edited: logits differ by ${maxDiff(r.last.logits, ref.last.logits)}`);
   await second.decoder.dispose();
   await fresh.decoder.dispose();
+});
+
+test("a longer context reuses the first context's blocks, past its last chunk boundary only when the sinks stay", async () => {
+  // 150 tokens: chunks end at 32, 64, 96, 128 and 150, so block 8 (128..143) was computed in a step ending at 149. In a
+  // 170-token context the same tokens are computed in the step 128..159. With sink distance 40 that step moves the
+  // sinks by another amount, so block 8 must be recomputed; with sinks that never move it is the same.
+  for (const [config, reused] of [
+    [testConfig({ sinkDistance: 40 }), 128],
+    [cfg, 144],
+  ] as const) {
+    const dir = tmp();
+    const long = ids(180, 12);
+    const first = await setup(dir, null, () => {}, null, 0, config);
+    await first.prefiller.run(long.slice(0, 150).concat(long.slice(170)), 150, {});
+    await first.decoder.dispose();
+    const second = await setup(dir, null, () => {}, null, 0, config);
+    const r = await second.prefiller.run(long, 170, {});
+    assert.equal(r.reusedFrom, 'disk');
+    assert.equal(r.reused, reused);
+    const fresh = await setup(tmp(), null, () => {}, null, 0, config);
+    const ref = await fresh.prefiller.run(long, 170, {});
+    assert.ok(
+      maxDiff(r.last.logits, ref.last.logits) < 1e-5,
+      `reused ${reused}: logits differ by ${maxDiff(r.last.logits, ref.last.logits)}`,
+    );
+    await second.decoder.dispose();
+    await fresh.decoder.dispose();
+  }
 });
 
 test('after an edit, everything before the first changed block is reused and the result equals recomputation', async () => {
@@ -289,33 +317,56 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
   await cold.decoder.dispose();
   // Candidates: blocks wholly before the question's window start (610 - 48 + 1 = 563): 0..34.
   assert.equal(a.memoryCandidates, 35);
-  const warm = await setup(dir, 2);
-  const hashes = blockHashes(warm.store.fingerprint, prompt.slice(0, ctxLen), B);
+  // Sealed blocks (before the last chunk boundary, 608): 0..37. The cold run left their summaries in one table.
+  const hashes = blockHashes(cold.store.fingerprint, prompt.slice(0, 608), B);
+  const tableFile = cold.store.tablePathFor(summaryTableKey(hashes[37]));
+  assert.ok(fs.existsSync(tableFile), 'the summary table of blocks 0..37 was stored');
   const candidate = new Set(hashes.slice(1, 35)); // block 0 holds the sinks, which a restore reads anyway
-  const fullReads = new Set<string>();
-  const summaryReads = new Set<string>();
-  const read = warm.store.read.bind(warm.store);
-  const readSummary = warm.store.readSummary.bind(warm.store);
-  warm.store.read = (h, expect) => (candidate.has(h) && fullReads.add(h), read(h, expect));
-  warm.store.readSummary = (h, expect) => (summaryReads.add(h), readSummary(h, expect));
-  const r = await warm.prefiller.run(prompt, ctxLen, {});
-  assert.equal(r.reusedFrom, 'disk');
-  assert.equal(r.memoryCandidates, 35);
-  assert.equal(summaryReads.size, 35, 'every candidate is scored by its summary');
-  // The shortlist, plus the picks' neighbours when those were not on it.
-  assert.ok(fullReads.size <= 16 + 4, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 picks' neighbours)`);
-  assertPicks(r.retrieved, 2);
-  for (const b of r.retrieved) {
-    assert.ok(b.end <= 563);
-    const blockNo = Math.floor(b.start / B);
-    if (blockNo > 0) assert.ok(fullReads.has(hashes[blockNo]), `retrieved block ${blockNo} was read in full`);
+
+  // Three warm runs: with the table (one read), without it (one summary per block, the table stored again), and with a
+  // damaged table (reported, removed, per block again). All three rank the same candidates and pick the same blocks.
+  for (const table of ['stored', 'missing', 'damaged'] as const) {
+    if (table === 'missing') fs.rmSync(tableFile);
+    if (table === 'damaged') {
+      const buf = fs.readFileSync(tableFile);
+      buf[buf.length - 100] ^= 0xff;
+      fs.writeFileSync(tableFile, buf);
+    }
+    const warnings: string[] = [];
+    const warm = await setup(dir, 2, (m) => warnings.push(m));
+    const fullReads = new Set<string>();
+    const summaryReads = new Set<string>();
+    let tableReads = 0;
+    const read = warm.store.read.bind(warm.store);
+    const readSummary = warm.store.readSummary.bind(warm.store);
+    const readTable = warm.store.readSummaryTable.bind(warm.store);
+    warm.store.read = (h, expect) => (candidate.has(h) && fullReads.add(h), read(h, expect));
+    warm.store.readSummary = (h, expect) => (summaryReads.add(h), readSummary(h, expect));
+    warm.store.readSummaryTable = (k, expect) => (tableReads++, readTable(k, expect));
+    const r = await warm.prefiller.run(prompt, ctxLen, {});
+    assert.equal(r.reusedFrom, 'disk');
+    assert.equal(r.memoryCandidates, 35, table);
+    assert.equal(tableReads, 1, table);
+    assert.equal(summaryReads.size, table === 'stored' ? 0 : 38, `${table}: summaries read one by one`);
+    assert.equal(warnings.length, table === 'damaged' ? 1 : 0, `${table}: ${warnings.join('; ')}`);
+    if (table === 'damaged') assert.match(warnings[0], /\.kvs: checksum mismatch/);
+    assert.ok(fs.existsSync(tableFile), `${table}: the table is there for the next question`);
+    // The shortlist, plus the picks' neighbours when those were not on it.
+    assert.ok(fullReads.size <= 16 + 4, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 picks' neighbours)`);
+    assertPicks(r.retrieved, 2);
+    for (const b of r.retrieved) {
+      assert.ok(b.end <= 563);
+      const blockNo = Math.floor(b.start / B);
+      if (blockNo > 0) assert.ok(fullReads.has(hashes[blockNo]), `retrieved block ${blockNo} was read in full`);
+    }
+    // Same documents, same question: the same blocks as the cold run chose.
+    assert.deepEqual(
+      r.retrieved.map((b) => b.start),
+      a.retrieved.map((b) => b.start),
+      table,
+    );
+    await warm.decoder.dispose();
   }
-  // Same documents, same question: the same blocks as the cold run chose.
-  assert.deepEqual(
-    r.retrieved.map((b) => b.start),
-    a.retrieved.map((b) => b.start),
-  );
-  await warm.decoder.dispose();
 });
 
 test('block memory probes with every question token, or with the last one when heads are weighted', async () => {

@@ -36,7 +36,24 @@ function tmp(prefix: string): string {
 }
 
 const ENTRY = /^[0-9a-f]{64}\.kv$/;
+const TABLE = /^[0-9a-f]{64}\.kvs$/;
 const TEMP = /^\.[0-9a-f]{64}\.\d+\.[0-9a-f]+\.tmp$/;
+
+/** A summary table (block memory's one-read ranking keys) read back through a store built from its own header. */
+function verifyTable(dir: string, file: string): void {
+  const buf = fs.readFileSync(file);
+  assert.ok(buf.length >= 176 + 32, `${file}: ${buf.length} bytes`);
+  const fingerprint = buf.toString('latin1', 16, 80);
+  const key = buf.toString('latin1', 80, 144);
+  const geometry: KvGeometry = { nLayers: buf.readUInt32LE(148), nKvHeads: buf.readUInt32LE(152), headDim: buf.readUInt32LE(156) };
+  const tokens = buf.readUInt32LE(160) * buf.readUInt32LE(168);
+  const ids = Array.from({ length: tokens }, (_, i) => buf.readInt32LE(176 + 4 * i));
+  const warnings: string[] = [];
+  const store = new KvBlockStore(dir, { maxBytes: 2 ** 40, geometry, fingerprint, warn: (w) => warnings.push(w) });
+  assert.equal(key, path.basename(file).slice(0, 64), `${file} holds table ${key}`);
+  assert.ok(store.readSummaryTable(key, ids) !== null, `${file} does not read back: ${warnings.join('; ')}`);
+  assert.deepEqual(warnings, []);
+}
 
 /**
  * Every block entry under a store folder, read back through a KvBlockStore built from the file's own header (its
@@ -81,6 +98,11 @@ function verifyStore(dir: string): { entries: number; temps: number } {
       for (const name of fs.readdirSync(sd)) {
         if (TEMP.test(name)) {
           temps++;
+          continue;
+        }
+        if (TABLE.test(name)) {
+          verifyTable(dir, path.join(sd, name));
+          entries++;
           continue;
         }
         assert.match(name, ENTRY, `unexpected file ${path.join(sd, name)}`);

@@ -121,9 +121,13 @@ test(
         const r = await c.ask({ askId: 'b1', docs: [{ path: 'a.txt', text: DOC }], question: 'What did she count?', maxNewTokens: 1 });
         assert.ok(r.promptTokens > 16 && r.promptTokens < 128, `prompt of ${r.promptTokens} tokens`);
         const files = (dir: string): string[] =>
-          fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [e.name]));
-        const blocks = files(cacheDir).filter((f) => f.endsWith('.kv'));
-        assert.equal(blocks.length > 0, expectBlocks, `block size ${blockSize ?? 'default'}: ${blocks.length} block files`);
+          fs
+            .readdirSync(dir, { withFileTypes: true })
+            .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+        // Entries holding exactly one block of the set size (the context's end is a tail entry of its own length).
+        const size = blockSize ?? 128;
+        const blocks = files(cacheDir).filter((f) => f.endsWith('.kv') && fs.readFileSync(f).readUInt32LE(160) === size);
+        assert.equal(blocks.length > 0, expectBlocks, `block size ${size}: ${blocks.length} block files`);
       } finally {
         await c.dispose();
         fs.rmSync(cacheDir, { recursive: true, force: true });
