@@ -3,7 +3,17 @@ import * as path from 'node:path';
 import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine } from './engine';
 import { defaultCacheDir } from './kvstore';
 import { gatherSources, DEFAULT_MAX_FILE_BYTES } from './sources';
-import { type Command, UsageError, displayPath, formatTable, parseCommandArgs, positiveInt, resolveModelDir } from './cli-common';
+import {
+  type Command,
+  UsageError,
+  displayPath,
+  formatTable,
+  nonNegativeNumber,
+  onOff,
+  parseCommandArgs,
+  positiveInt,
+  resolveModelDir,
+} from './cli-common';
 
 function nonNegativeInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -48,12 +58,9 @@ export const askCommand: Command = {
     const sinks = nonNegativeInt(values.sinks, '--sinks');
     const topK = positiveInt(values['memory-top-k'], '--memory-top-k');
     const threads = positiveInt(values.threads, '--threads');
-    const lw = values['memory-lexical-weight'];
-    if (lw !== undefined && !/^\d+(\.\d+)?$/.test(lw)) throw new UsageError(`--memory-lexical-weight must be a number >= 0, got "${lw}"`);
-    const lexicalWeight = lw === undefined ? undefined : Number(lw);
-    if (values.quote !== undefined && values.quote !== 'on' && values.quote !== 'off')
-      throw new UsageError(`--quote must be on or off, got "${values.quote}"`);
-    const quote = values.quote === undefined ? {} : { quote: values.quote === 'on' };
+    const lexicalWeight = nonNegativeNumber(values['memory-lexical-weight'], '--memory-lexical-weight');
+    const on = onOff(values.quote, '--quote');
+    const quote = on === undefined ? {} : { quote: on };
     const engine = await Engine.load({
       modelDir,
       ...(window !== undefined ? { window } : {}),

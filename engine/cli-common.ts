@@ -58,6 +58,20 @@ export function positiveInt(value: string | undefined, flag: string): number | u
   return Number(value);
 }
 
+/** A number >= 0 (`--memory-lexical-weight 8`, `--lexical-weight 0.5`), or undefined when the flag is absent. */
+export function nonNegativeNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new UsageError(`${flag} must be a number >= 0, got "${value}"`);
+  return Number(value);
+}
+
+/** An on|off switch as a boolean, or undefined when the flag is absent. */
+export function onOff(value: string | undefined, flag: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'on' && value !== 'off') throw new UsageError(`${flag} must be on or off, got "${value}"`);
+  return value === 'on';
+}
+
 /** Renders rows as a plain-text table; columns listed in `right` are right-aligned. */
 export function formatTable(header: string[], rows: string[][], right: ReadonlySet<number>): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));

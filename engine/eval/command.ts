@@ -2,7 +2,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, displayPath, resolveModelDir, type CliContext, type Command } from '../cli-common';
+import {
+  UsageError,
+  displayPath,
+  nonNegativeNumber,
+  onOff,
+  positiveInt,
+  resolveModelDir,
+  type CliContext,
+  type Command,
+} from '../cli-common';
 import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K } from '../engine';
 import { DEFAULT_DOC_ROOT, FileCorpus } from './corpus';
 import { DEFAULT_RATIOS, defaultN, runEval, type EvalProgress } from './harness';
@@ -35,8 +44,8 @@ export interface EvalArgs {
   readonly quiet: boolean;
 }
 
-/** Parses eval's flags; `usageError` builds the error main() reports with exit code 2. */
-export function parseEvalArgs(args: string[], usageError: (msg: string) => Error): EvalArgs {
+/** Parses eval's flags; a bad one throws the UsageError main() reports with exit code 2. */
+export function parseEvalArgs(args: string[]): EvalArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -63,20 +72,9 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
       },
     });
   } catch (e) {
-    throw usageError((e as Error).message);
+    throw new UsageError((e as Error).message);
   }
   const v = parsed.values;
-  const int = (s: string | undefined, flag: string): number | undefined => {
-    if (s === undefined) return undefined;
-    if (!/^\d+$/.test(s) || Number(s) <= 0 || !Number.isSafeInteger(Number(s)))
-      throw usageError(`${flag} must be a positive integer, got "${s}"`);
-    return Number(s);
-  };
-  const weight = (s: string | undefined): number => {
-    if (s === undefined) return DEFAULT_LEXICAL_WEIGHT;
-    if (!/^\d+(\.\d+)?$/.test(s)) throw usageError(`--lexical-weight must be a number >= 0, got "${s}"`);
-    return Number(s);
-  };
   const list = (s: string): string[] =>
     s
       .split(',')
@@ -85,31 +83,31 @@ export function parseEvalArgs(args: string[], usageError: (msg: string) => Error
 
   const tasks = v.tasks === undefined ? [...TASKS] : list(v.tasks);
   for (const t of tasks)
-    if (!(TASKS as readonly string[]).includes(t)) throw usageError(`unknown task "${t}" (tasks: ${TASKS.join(', ')})`);
-  if (tasks.length === 0) throw usageError('--tasks is empty');
+    if (!(TASKS as readonly string[]).includes(t)) throw new UsageError(`unknown task "${t}" (tasks: ${TASKS.join(', ')})`);
+  if (tasks.length === 0) throw new UsageError('--tasks is empty');
 
   const ratios = v.lengths === undefined ? [...DEFAULT_RATIOS] : list(v.lengths).map(Number);
   if (ratios.length === 0 || ratios.some((r) => !Number.isFinite(r) || r <= 0))
-    throw usageError(`--lengths must be positive numbers (multiples of the window), got "${v.lengths}"`);
+    throw new UsageError(`--lengths must be positive numbers (multiples of the window), got "${v.lengths}"`);
 
   const memory = v.memory ?? 'both';
-  if (!['on', 'off', 'both'].includes(memory)) throw usageError(`--memory must be on, off or both, got "${memory}"`);
+  if (!['on', 'off', 'both'].includes(memory)) throw new UsageError(`--memory must be on, off or both, got "${memory}"`);
   const modes: MemoryMode[] = memory === 'both' ? ['off', 'on'] : [memory as MemoryMode];
-  if (v.quote !== undefined && !['on', 'off'].includes(v.quote)) throw usageError(`--quote must be on or off, got "${v.quote}"`);
+  const quote = onOff(v.quote, '--quote');
 
   return {
     ...(v.model !== undefined ? { model: v.model } : {}),
     tasks: [...new Set(tasks)] as TaskName[],
     ratios: [...new Set(ratios)].sort((a, b) => a - b),
-    ...(v.n !== undefined ? { n: int(v.n, '--n') } : {}),
+    ...(v.n !== undefined ? { n: positiveInt(v.n, '--n') } : {}),
     modes,
-    topK: int(v['top-k'], '--top-k') ?? DEFAULT_MEMORY_TOP_K,
-    lexicalWeight: weight(v['lexical-weight']),
+    topK: positiveInt(v['top-k'], '--top-k') ?? DEFAULT_MEMORY_TOP_K,
+    lexicalWeight: nonNegativeNumber(v['lexical-weight'], '--lexical-weight') ?? DEFAULT_LEXICAL_WEIGHT,
     seed: v.seed ?? '1',
-    ...(v.window !== undefined ? { window: int(v.window, '--window') } : {}),
-    ...(v.threads !== undefined ? { threads: int(v.threads, '--threads') } : {}),
-    maxNewTokens: int(v['max-new-tokens'], '--max-new-tokens') ?? 32,
-    ...(v.quote !== undefined ? { quote: v.quote === 'on' } : {}),
+    ...(v.window !== undefined ? { window: positiveInt(v.window, '--window') } : {}),
+    ...(v.threads !== undefined ? { threads: positiveInt(v.threads, '--threads') } : {}),
+    maxNewTokens: positiveInt(v['max-new-tokens'], '--max-new-tokens') ?? 32,
+    ...(quote !== undefined ? { quote } : {}),
     docRoot: v.docs ?? DEFAULT_DOC_ROOT,
     out: v.out ?? 'eval-results.json',
     md: v.md ?? 'EVALUATION.md',
@@ -132,7 +130,7 @@ export const evalCommand: Command = {
   summary: 'score the model on retrieval tasks (passkey, needles, lookup, not found) at lengths relative to the window',
   usage: USAGE,
   async run(args: string[], ctx: CliContext): Promise<number> {
-    const a = parseEvalArgs(args, (m) => new UsageError(m));
+    const a = parseEvalArgs(args);
     const modelDir = resolveModelDir(a.model, ctx);
     const corpus = FileCorpus.heldOut(path.resolve(ctx.io.cwd, a.docRoot));
     const startedAt = performance.now();

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { fixturePath } from '../../tools/make-fixture';
 import { main } from '../../engine/cli';
+import { UsageError } from '../../engine/cli-common';
 import { Rng } from '../../engine/eval/rng';
 import { FileCorpus, TextCorpus, cleanText, heldOutFiles, type FillerCorpus } from '../../engine/eval/corpus';
 import { NOT_FOUND, TASKS, generateExample, snapToLineStart, type EvalExample, type TaskName } from '../../engine/eval/tasks';
@@ -336,29 +337,33 @@ test('chance level of an attribution hit: needle lines over all lines', () => {
 });
 
 test('eval arguments: defaults, lists, and usage errors', () => {
-  const err = (m: string) => new Error(`usage: ${m}`);
-  const d = parseEvalArgs([], err);
+  const d = parseEvalArgs([]);
   assert.deepEqual(d.tasks, [...TASKS]);
   assert.deepEqual(d.ratios, [0.25, 0.5, 1, 4, 16, 64]);
   assert.deepEqual(d.modes, ['off', 'on']);
   assert.equal(d.n, undefined);
   assert.equal(d.out, 'eval-results.json');
   assert.equal(d.md, 'EVALUATION.md');
-  const a = parseEvalArgs(['--tasks', 'niah,passkey', '--lengths', '1,0.25,0.5', '--n', '3', '--memory', 'on', '--seed', 'abc'], err);
+  const a = parseEvalArgs(['--tasks', 'niah,passkey', '--lengths', '1,0.25,0.5', '--n', '3', '--memory', 'on', '--seed', 'abc']);
   assert.deepEqual(a.tasks, ['niah', 'passkey']);
   assert.deepEqual(a.ratios, [0.25, 0.5, 1]);
   assert.equal(a.n, 3);
   assert.deepEqual(a.modes, ['on']);
   assert.equal(a.seed, 'abc');
-  assert.throws(() => parseEvalArgs(['--tasks', 'haystack'], err), /unknown task "haystack"/);
-  assert.throws(() => parseEvalArgs(['--lengths', '1,x'], err), /--lengths/);
-  assert.throws(() => parseEvalArgs(['--memory', 'maybe'], err), /--memory/);
+  assert.throws(() => parseEvalArgs(['--tasks', 'haystack']), /unknown task "haystack"/);
+  assert.throws(() => parseEvalArgs(['--lengths', '1,x']), /--lengths/);
+  assert.throws(() => parseEvalArgs(['--memory', 'maybe']), /--memory/);
   assert.equal(d.quote, undefined, "quoting follows the model's config unless asked");
-  assert.equal(parseEvalArgs(['--quote', 'off'], err).quote, false);
-  assert.equal(parseEvalArgs(['--quote', 'on'], err).quote, true);
-  assert.throws(() => parseEvalArgs(['--quote', 'yes'], err), /--quote must be on or off/);
-  assert.throws(() => parseEvalArgs(['--n', '0'], err), /--n/);
-  assert.throws(() => parseEvalArgs(['--bogus'], err), /usage/);
+  assert.equal(parseEvalArgs(['--quote', 'off']).quote, false);
+  assert.equal(parseEvalArgs(['--quote', 'on']).quote, true);
+  assert.throws(() => parseEvalArgs(['--quote', 'yes']), /--quote must be on or off/);
+  assert.throws(() => parseEvalArgs(['--n', '0']), /--n/);
+  assert.throws(
+    () => parseEvalArgs(['--bogus']),
+    (e: unknown) => e instanceof UsageError && /bogus/.test(e.message),
+  );
+  assert.throws(() => parseEvalArgs(['--lexical-weight', 'lots']), /--lexical-weight must be a number >= 0/);
+  assert.equal(parseEvalArgs(['--lexical-weight', '0.5']).lexicalWeight, 0.5);
 });
 
 function checkReport(run: EvalRun, tasks: readonly string[], ratios: readonly number[], modes: readonly string[], n: number): void {
