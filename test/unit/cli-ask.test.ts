@@ -70,3 +70,17 @@ test('attend ask without --file is a usage error', async () => {
   assert.equal(await main(['ask', '--model', fixturePath('tiny-llama'), 'question?'], { io: c.io }), 2);
   assert.match(c.err, /--file/);
 });
+
+test('attend ask: a bad --quote or --memory-lexical-weight is a usage error (exit 2) naming the flag', async () => {
+  for (const [flag, value, re] of [
+    ['--quote', 'yes', /--quote must be on or off, got "yes"/],
+    ['--memory-lexical-weight', 'lots', /--memory-lexical-weight must be a number >= 0, got "lots"/],
+  ] as const) {
+    const c = capture(dir);
+    const code = await main(['ask', '--model', fixturePath('tiny-llama'), '--file', 'notes.md', '--no-cache', flag, value, 'Q?'], {
+      io: c.io,
+    });
+    assert.equal(code, 2, `${flag} ${value}`);
+    assert.match(c.err, re);
+  }
+});
