@@ -127,14 +127,16 @@ function describe(e: unknown): string {
 }
 
 function int32Bytes(ids: ArrayLike<number>, what: string): Buffer {
-  const buf = Buffer.allocUnsafe(ids.length * 4);
+  const out = new Int32Array(ids.length);
   for (let i = 0; i < ids.length; i++) {
     const v = ids[i];
     if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {
       throw new RangeError(`${what}: token id at index ${i} is ${v}, not a 32-bit integer`);
     }
-    buf.writeInt32LE(v, i * 4);
+    out[i] = v;
   }
+  const buf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  if (!LITTLE_ENDIAN) for (let i = 0; i < out.length; i++) buf.writeInt32LE(out[i], i * 4);
   return buf;
 }
 
