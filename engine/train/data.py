@@ -753,3 +753,46 @@ def tokenizer_training_text(rng, nchars):
         out.append(s)
         n += len(s)
     return "\n".join(out)
+
+
+MEM_BLOCK, MEM_HEAD, MEM_TAIL = 128, 32, 32  # the engine's block size and a pick's neighbours (prefill.ts)
+
+
+def sample_superposed(gen, enc, rng, target_len, sinks=4):
+    """An example in block memory's layout (train.py --superpose): the engine brings a far block back as pinned slots
+    placed at the positions right before the question, sharing them with the newest window tokens, its keys computed
+    in its own context and re-rotated. Returns (ex, ids, w, n_prompt, s, q_start): tokens [s, s + MEM_TAIL + MEM_BLOCK +
+    MEM_HEAD) are the retrieved range (the 128-token block holding the needle, or any block for `not found`, with the
+    last 32 tokens of the block before and the first 32 of the block after); the model hides them from every other
+    document token and lets the question (from q_start on) see them only as the relocated copy."""
+    span = MEM_TAIL + MEM_BLOCK + MEM_HEAD
+    for _ in range(20):
+        task = rng.choices(TASKS, TASK_P)[0]
+        n_docs = rng.choices([1, 2, 3], [0.5, 0.3, 0.2])[0]
+        nchars = max(60, int((target_len - 25 - 14 * n_docs) * 3.1))
+        ex = gen.make(rng, task, nchars, n_docs, late=False)
+        ids, w, n_prompt = enc.example(ex, turns_within=int(target_len * 1.5) + 60)
+        q = enc.tok.encode(f"Question: {ex['question']}")
+        q_start = n_prompt - len(q) - 2 - 2 * len(enc.nl)
+        if q_start < span + sinks + MEM_BLOCK or enc.first_len > int(target_len * 1.3) + 60:
+            continue
+        if ex.get("needle") and task != "notfound":
+            pos, pre = None, 2
+            for path, text in ex["docs"]:
+                h = enc.tok.encode(f'<doc name="{path}">\n')
+                k = text.find(ex["needle"])
+                if k >= 0:
+                    pos = pre + len(h) + len(enc.tok.encode(text[:k]))
+                    break
+                pre += len(h) + len(enc.tok.encode(text)) + len(enc.tok.encode("\n</doc>\n"))
+            if pos is None:
+                continue
+            b = pos // MEM_BLOCK
+        else:
+            b = rng.randrange(1, max(2, (q_start - MEM_HEAD) // MEM_BLOCK))
+        s = max(sinks, b * MEM_BLOCK - MEM_TAIL)
+        s = min(s, q_start - span)
+        if ex.get("needle") and task != "notfound" and not (s <= pos and pos + 4 <= s + span):
+            continue
+        return ex, ids, w, n_prompt, s, q_start
+    return None

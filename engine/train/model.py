@@ -78,7 +78,7 @@ class Block(nn.Module):
         self.input_layernorm = RMSNorm(d, c.rms_eps)
         self.post_attention_layernorm = RMSNorm(d, c.rms_eps)
 
-    def forward(self, x, cos, sin, mask_add):
+    def forward(self, x, cos, sin, mask_add, mem=None):
         c = self.c
         B, T, _ = x.shape
         h = self.input_layernorm(x)
@@ -87,6 +87,14 @@ class Block(nn.Module):
         v = self.v_proj(h).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if mem is not None:
+            # Block memory's relocated copy of tokens [start, start + n) per example: the same keys (computed in their
+            # own context) re-rotated by `shift` positions, and the same values, as extra key slots (Memory below).
+            idx, cos_d, sin_d = mem
+            g = idx[:, None, :, None].expand(B, c.n_kv_heads, idx.shape[1], c.head_dim)
+            km, vm = k.gather(2, g), v.gather(2, g)
+            k = torch.cat([k, km * cos_d + rotate_half(km) * sin_d], dim=2)
+            v = torch.cat([v, vm], dim=2)
         rep = c.n_heads // c.n_kv_heads
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
@@ -97,6 +105,30 @@ class Block(nn.Module):
         h = self.post_attention_layernorm(x)
         x = x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
         return x
+
+
+class Memory:
+    """Block memory's layout for a batch (train.py --superpose): example b's tokens [start, start + n) are hidden from
+    every other token and come back, for the rows from q_start on (the question and answers), as n extra key slots:
+    the same keys re-rotated to the positions q_start - n .. q_start - 1 and the same values, always visible. That is
+    what the engine does with a retrieved far block (prefill.ts, memory.ts relocatedBatch)."""
+
+    def __init__(self, starts, q_starts, n):
+        self.starts, self.q_starts, self.n = starts, q_starts, n
+        self.idx = torch.tensor(starts)[:, None] + torch.arange(n)[None, :]  # (B, n)
+        self.shift = torch.tensor([q - n - s for s, q in zip(starts, q_starts)])
+
+    def visibility(self, base):
+        """(B, T, T + n) boolean: the engine's rule `base` minus the hidden tokens, plus the relocated copy."""
+        T = base.shape[0]
+        vis = torch.zeros(len(self.starts), T, T + self.n, dtype=torch.bool)
+        vis[:, :, :T] = base
+        rows = torch.arange(T)
+        for b, (s, q) in enumerate(zip(self.starts, self.q_starts)):
+            inside = (rows >= s) & (rows < s + self.n)
+            vis[b, ~inside, s:s + self.n] = False
+            vis[b, q:, T:] = True
+        return vis
 
 
 class Model(nn.Module):
@@ -116,15 +148,24 @@ class Model(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
-    def forward(self, ids):
+    def forward(self, ids, memory=None):
         B, T = ids.shape
         dt = self.embed_tokens.weight.dtype
         x = self.embed_tokens(ids)
         cos, sin = rope_cos_sin(T, self.c.head_dim, self.c.rope_theta, dt, ids.device)
         m = attention_mask(T, self.c.window, self.c.sinks, ids.device)
-        mask_add = torch.zeros(T, T, dtype=dt, device=ids.device).masked_fill(~m, float("-inf"))
+        mem = None
+        if memory is None:
+            mask_add = torch.zeros(T, T, dtype=dt, device=ids.device).masked_fill(~m, float("-inf"))
+        else:
+            vis, idx, shift = memory.visibility(m), memory.idx, memory.shift
+            mask_add = torch.zeros(vis.shape, dtype=dt, device=ids.device).masked_fill(~vis, float("-inf"))[:, None]
+            inv = 1.0 / (self.c.rope_theta ** (torch.arange(0, self.c.head_dim, 2, dtype=torch.float64) / self.c.head_dim))
+            ang = shift.to(torch.float64)[:, None] * inv[None, :]
+            ang = torch.cat([ang, ang], dim=-1)[:, None, None, :]  # (B, 1, 1, head_dim)
+            mem = (idx, ang.cos().to(dt), ang.sin().to(dt))
         for l in self.layers:
-            x = l(x, cos, sin, mask_add)
+            x = l(x, cos, sin, mask_add, mem)
         x = self.norm(x)
         return x @ self.embed_tokens.weight.t()  # tied lm head
 

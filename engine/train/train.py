@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import bpe
 import data as D
-from model import Cfg, Model
+from model import Cfg, Memory, Model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,8 +37,34 @@ def build_batch(gen, enc, rng, L, tok_budget, pad_id):
     return ids, wa, wd, [s[0]["task"] for s in seqs]
 
 
-def losses(model, ids, wa, wd):
-    logits = model(ids[:, :-1])
+def build_superposed_batch(gen, enc, rng, L, tok_budget, pad_id):
+    """A batch in block memory's layout (data.sample_superposed, model.Memory); weights as build_batch's."""
+    B = max(1, int(tok_budget // (L * 1.15 + 8)))
+    seqs = []
+    while len(seqs) < B:
+        r = D.sample_superposed(gen, enc, rng, L)
+        if r is not None:
+            seqs.append(r)
+    T = max(len(s[1]) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    wa = torch.zeros(len(seqs), T)
+    wd = torch.zeros(len(seqs), T)
+    for i, (ex, x, w, npr, _, _) in enumerate(seqs):
+        ids[i, :len(x)] = torch.tensor(x)
+        wt = torch.tensor(w)
+        a = (wt == 1.0).float()
+        a[:npr] = 0
+        wa[i, :len(x)] = a
+        d = wt.clone()
+        d[npr:] = 0
+        wd[i, :len(x)] = (d > 0).float()
+    span = D.MEM_TAIL + D.MEM_BLOCK + D.MEM_HEAD
+    memory = Memory([s[4] for s in seqs], [s[5] for s in seqs], span)
+    return ids, wa, wd, [s[0]["task"] for s in seqs], memory
+
+
+def losses(model, ids, wa, wd, memory=None):
+    logits = model(ids[:, :-1], memory)
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
     a, d = wa[:, 1:], wd[:, 1:]
     la = (ce * a).sum() / a.sum().clamp(min=1)
@@ -121,6 +147,9 @@ def main():
     D.add_data_args(ap)
     ap.add_argument("--extra-turns-within", type=int, default=0,
                     help="add more questions about the same documents as chat turns while the example fits this many tokens")
+    ap.add_argument("--superpose", type=float, default=0.0,
+                    help="share of steps whose batch is in block memory's layout (a far block brought back next to the "
+                         "window, data.sample_superposed); 0 reproduces the earlier runs' batches")
     ap.add_argument("--time-schedule", action="store_true",
                     help="LR/curriculum progress = max(step/total, elapsed/max-minutes), so the cosine ends on time")
     args = ap.parse_args()
@@ -174,17 +203,25 @@ def main():
     t_start = time.time() - elapsed
     last_ck = last_ev = time.time()
     acc_la = acc_ld = acc_n = 0.0
+    acc_mem = acc_mem_n = 0.0
     model.train()
     while step < args.total_steps and (time.time() - t_start) < args.max_minutes * 60:
         rng = random.Random(args.seed * 1_000_003 + step)
         prog = step
         if args.time_schedule:
             prog = max(step, int(args.total_steps * (time.time() - t_start) / (args.max_minutes * 60)))
-        L = target_len(rng, prog, args.total_steps, args.short_frac if step >= args.short_from else 0.0, args.lmax_start)
-        ids, wa, wd, tasks = build_batch(gen, enc, rng, L, args.tok_budget, pad)
+        # Superposed steps draw from their own stream, so --superpose 0 leaves every other batch as it was.
+        srng = random.Random(args.seed * 7_919_993 + step) if args.superpose > 0 else None
+        memory = None
+        if srng is not None and srng.random() < args.superpose:
+            L = srng.randint(560, 900)
+            ids, wa, wd, tasks, memory = build_superposed_batch(gen, enc, srng, L, 2 * args.tok_budget, pad)
+        else:
+            L = target_len(rng, prog, args.total_steps, args.short_frac if step >= args.short_from else 0.0, args.lmax_start)
+            ids, wa, wd, tasks = build_batch(gen, enc, rng, L, args.tok_budget, pad)
         for g in opt.param_groups:
             g["lr"] = lr_at(prog if step >= args.warmup else step, args.total_steps, args.lr, warm=args.warmup)
-        la, ld, _ = losses(model, ids, wa, wd)
+        la, ld, _ = losses(model, ids, wa, wd, memory)
         loss = la + args.doc_lm_weight * ld
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,11 +230,15 @@ def main():
         step += 1
         tokens += int(ids.numel())
         acc_la += float(la); acc_ld += float(ld); acc_n += 1
+        if memory is not None:
+            acc_mem += float(la); acc_mem_n += 1
         elapsed = time.time() - t_start
         if step % 25 == 0:
             log(step=step, ans_loss=round(acc_la / acc_n, 4), doc_loss=round(acc_ld / acc_n, 4), lr=round(opt.param_groups[0]["lr"], 6),
-                gnorm=round(float(gn), 3), L=L, B=ids.shape[0], tokens=tokens, min=round(elapsed / 60, 2))
+                gnorm=round(float(gn), 3), L=L, B=ids.shape[0], tokens=tokens, min=round(elapsed / 60, 2),
+                **({"mem_ans_loss": round(acc_mem / acc_mem_n, 4)} if acc_mem_n else {}))
             acc_la = acc_ld = acc_n = 0.0
+            acc_mem = acc_mem_n = 0.0
         if time.time() - last_ev > args.eval_minutes * 60:
             em = exact_match(model, val)
             log(step=step, val_em={k: round(v, 3) for k, v in em.items()})
