@@ -14,18 +14,13 @@ from model import Cfg, Memory, Model
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def build_batch(gen, enc, rng, L, tok_budget, pad_id):
-    B = max(1, int(tok_budget // (L * 1.15 + 8)))
-    seqs = []
-    while len(seqs) < B:
-        r = D.sample_example(gen, enc, rng, L)
-        if r is not None:
-            seqs.append(r)
-    T = max(len(s[1]) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    wa = torch.zeros(len(seqs), T)  # answer weights
-    wd = torch.zeros(len(seqs), T)  # doc-text LM weights
-    for i, (ex, x, w, npr) in enumerate(seqs):
+def pad_batch(items, pad_id):
+    """(ids, answer weights, doc-text LM weights), padded, for a list of (ids, loss weights, prompt length)."""
+    T = max(len(x) for x, _, _ in items)
+    ids = torch.full((len(items), T), pad_id, dtype=torch.long)
+    wa = torch.zeros(len(items), T)  # answer weights
+    wd = torch.zeros(len(items), T)  # doc-text LM weights
+    for i, (x, w, npr) in enumerate(items):
         ids[i, :len(x)] = torch.tensor(x)
         wt = torch.tensor(w)
         a = (wt == 1.0).float()
@@ -34,6 +29,17 @@ def build_batch(gen, enc, rng, L, tok_budget, pad_id):
         d = wt.clone()
         d[npr:] = 0
         wd[i, :len(x)] = (d > 0).float()
+    return ids, wa, wd
+
+
+def build_batch(gen, enc, rng, L, tok_budget, pad_id):
+    B = max(1, int(tok_budget // (L * 1.15 + 8)))
+    seqs = []
+    while len(seqs) < B:
+        r = D.sample_example(gen, enc, rng, L)
+        if r is not None:
+            seqs.append(r)
+    ids, wa, wd = pad_batch([(x, w, npr) for _, x, w, npr in seqs], pad_id)
     return ids, wa, wd, [s[0]["task"] for s in seqs]
 
 
@@ -45,19 +51,7 @@ def build_superposed_batch(gen, enc, rng, L, tok_budget, pad_id):
         r = D.sample_superposed(gen, enc, rng, L)
         if r is not None:
             seqs.append(r)
-    T = max(len(s[1]) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    wa = torch.zeros(len(seqs), T)
-    wd = torch.zeros(len(seqs), T)
-    for i, (ex, x, w, npr, _, _) in enumerate(seqs):
-        ids[i, :len(x)] = torch.tensor(x)
-        wt = torch.tensor(w)
-        a = (wt == 1.0).float()
-        a[:npr] = 0
-        wa[i, :len(x)] = a
-        d = wt.clone()
-        d[npr:] = 0
-        wd[i, :len(x)] = (d > 0).float()
+    ids, wa, wd = pad_batch([(x, w, npr) for _, x, w, npr, _, _ in seqs], pad_id)
     span = D.MEM_TAIL + D.MEM_BLOCK + D.MEM_HEAD
     memory = Memory([s[4] for s in seqs], [s[5] for s in seqs], span)
     return ids, wa, wd, [s[0]["task"] for s in seqs], memory
