@@ -32,25 +32,26 @@ def pad_batch(items, pad_id):
     return ids, wa, wd
 
 
-def build_batch(gen, enc, rng, L, tok_budget, pad_id):
+def draw(sample, gen, enc, rng, L, tok_budget):
+    """As many examples of ~L tokens from `sample` as fit the token budget."""
     B = max(1, int(tok_budget // (L * 1.15 + 8)))
     seqs = []
     while len(seqs) < B:
-        r = D.sample_example(gen, enc, rng, L)
+        r = sample(gen, enc, rng, L)
         if r is not None:
             seqs.append(r)
+    return seqs
+
+
+def build_batch(gen, enc, rng, L, tok_budget, pad_id):
+    seqs = draw(D.sample_example, gen, enc, rng, L, tok_budget)
     ids, wa, wd = pad_batch([(x, w, npr) for _, x, w, npr in seqs], pad_id)
     return ids, wa, wd, [s[0]["task"] for s in seqs]
 
 
 def build_superposed_batch(gen, enc, rng, L, tok_budget, pad_id):
     """A batch in block memory's layout (data.sample_superposed, model.Memory); weights as build_batch's."""
-    B = max(1, int(tok_budget // (L * 1.15 + 8)))
-    seqs = []
-    while len(seqs) < B:
-        r = D.sample_superposed(gen, enc, rng, L)
-        if r is not None:
-            seqs.append(r)
+    seqs = draw(D.sample_superposed, gen, enc, rng, L, tok_budget)
     ids, wa, wd = pad_batch([(x, w, npr) for _, x, w, npr, _, _ in seqs], pad_id)
     span = D.MEM_TAIL + D.MEM_BLOCK + D.MEM_HEAD
     memory = Memory([s[4] for s in seqs], [s[5] for s in seqs], span)
