@@ -613,12 +613,7 @@ export class KvBlockStore {
       );
     if (this.disabledBy !== null) return false;
     const size = tableFileBytes(g, blocks, blockTokens, count);
-    try {
-      const st = fs.statSync(file);
-      if (st.isFile() && st.size === size) return true;
-    } catch {
-      // absent (or unreadable): write it
-    }
+    if (this.complete(file, size)) return true;
     const buf = Buffer.allocUnsafe(size);
     TABLE_MAGIC.copy(buf, 0);
     buf.writeUInt32LE(SUMMARY_TABLE_VERSION, 8);
@@ -687,17 +682,21 @@ export class KvBlockStore {
     const file = this.pathFor(hash);
     const len = this.checkBlock(block);
     if (this.disabledBy !== null) return false;
-    const size = blockFileBytes(this.geometry, len, this.summaryKeys);
-    try {
-      const st = fs.statSync(file);
-      if (st.isFile() && st.size === size) {
-        this.touch(file);
-        return true;
-      }
-    } catch {
-      // absent (or unreadable): write it
+    if (this.complete(file, blockFileBytes(this.geometry, len, this.summaryKeys))) {
+      this.touch(file);
+      return true;
     }
     return this.publish(file, hash, this.encode(hash, block, len));
+  }
+
+  /** Whether `file` is already there with the size a complete entry has (published entries are never partial). */
+  private complete(file: string, size: number): boolean {
+    try {
+      const st = fs.statSync(file);
+      return st.isFile() && st.size === size;
+    } catch {
+      return false; // absent (or unreadable): write it
+    }
   }
 
   /** Writes `buf` to `file` atomically: a temp file in the same directory, fsync, rename. */

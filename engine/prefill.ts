@@ -6,7 +6,6 @@ import { insertPinned, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
 import { blockHashes, rootHash, summaryTableKey, tailHash, type KvBlock, type KvBlockStore, type SummaryTable } from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
-import type { BlockSummary } from './block-summary';
 
 export interface PrefillProgress {
   readonly done: number;
@@ -326,21 +325,16 @@ export class Prefiller {
     const m = hashes.length;
     const key = summaryTableKey(hashes[m - 1]);
     let table: SummaryTable | null = store.readSummaryTable(key, ctx.slice(0, m * B));
-    let present: number[] = [];
     if (!table) {
-      const sums: (BlockSummary | null)[] = hashes.map((h, b) =>
-        b < first || b >= end ? null : store.readSummary(h, ctx.slice(b * B, (b + 1) * B)),
-      );
-      const count = sums.find((sum) => sum !== null)?.count;
+      // Every stored block's summary, the few outside [first, end) included: the table is keyed by the context, and
+      // those blocks (this question's window and sinks) are candidates for a question about a longer one.
+      const sums = hashes.map((h, b) => store.readSummary(h, ctx.slice(b * B, (b + 1) * B)));
+      const count = sums.slice(first, end).find((sum) => sum !== null)?.count;
       if (count === undefined) return null;
-      present = sums.flatMap((sum, b) => (sum?.count === count ? [b] : []));
-      // Blocks outside [first, end) are read too when the table can be complete (they are in the next question's
-      // window or sinks now, but the table is keyed by the context, not the question).
-      if (present.length === end - first) {
-        for (let b = 0; b < m; b++) if (b < first || b >= end) sums[b] = store.readSummary(hashes[b], ctx.slice(b * B, (b + 1) * B));
-      }
-      const complete = sums.every((sum) => sum !== null && sum.count === count);
-      const rows = complete ? Array.from(hashes.keys()) : present;
+      const complete = sums.every((sum) => sum?.count === count);
+      const rows = complete
+        ? Array.from(hashes.keys())
+        : sums.flatMap((sum, b) => (b >= first && b < end && sum?.count === count ? [b] : []));
       const keys = Array.from({ length: nLayers }, (_, l) => {
         const out = new Float32Array(nKvHeads * rows.length * count * d);
         rows.forEach((b, i) => {
@@ -349,7 +343,7 @@ export class Prefiller {
         });
         return out;
       });
-      if (!complete) return { blocks: present, table: { count, keys } };
+      if (!complete) return { blocks: rows, table: { count, keys } };
       table = { blocks: m, blockTokens: B, count, keys };
       store.writeSummaryTable(key, ctx.slice(0, m * B), table);
     }
