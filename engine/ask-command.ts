@@ -24,7 +24,7 @@ function nonNegativeInt(value: string | undefined, flag: string): number | undef
 export const askCommand: Command = {
   summary: 'answer a question about files, streaming, then list the attributed passages',
   usage:
-    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K] [--memory-lexical-weight W] [--no-memory] [--quote on|off] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
+    'attend ask [--model DIR] --file F [--file F]... [--max-new N] [--window N] [--sinks N] [--memory-top-k K] [--memory-lexical-weight W] [--no-memory] [--second-reading on|off] [--quote on|off] [--cache DIR | --no-cache] [--threads N] [--json] "question"',
   async run(args, ctx) {
     const { values, positionals } = parseCommandArgs(args, {
       model: { type: 'string' },
@@ -36,6 +36,7 @@ export const askCommand: Command = {
       'memory-lexical-weight': { type: 'string' },
       'no-memory': { type: 'boolean' },
       quote: { type: 'string' },
+      'second-reading': { type: 'string' },
       cache: { type: 'string' },
       'no-cache': { type: 'boolean' },
       threads: { type: 'string' },
@@ -61,13 +62,20 @@ export const askCommand: Command = {
     const lexicalWeight = nonNegativeNumber(values['memory-lexical-weight'], '--memory-lexical-weight');
     const on = onOff(values.quote, '--quote');
     const quote = on === undefined ? {} : { quote: on };
+    const secondReading = onOff(values['second-reading'], '--second-reading');
     const engine = await Engine.load({
       modelDir,
       ...(window !== undefined ? { window } : {}),
       ...(sinks !== undefined ? { sinks } : {}),
       ...(threads !== undefined ? { threads } : {}),
       cacheDir: values['no-cache'] ? null : path.resolve(cwd, values.cache ?? defaultCacheDir()),
-      memory: values['no-memory'] ? null : { topK: topK ?? DEFAULT_MEMORY_TOP_K, lexicalWeight: lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
+      memory: values['no-memory']
+        ? null
+        : {
+            topK: topK ?? DEFAULT_MEMORY_TOP_K,
+            lexicalWeight: lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
+            ...(secondReading !== undefined ? { secondReading } : {}),
+          },
       warn: (m) => ctx.io.stderr(`${m}\n`),
     });
     try {
@@ -101,6 +109,7 @@ export const askCommand: Command = {
               reusedFrom: result.reusedFrom,
               computedTokens: result.computedTokens,
               retrieved: result.retrieved,
+              readings: result.readings,
               quote: result.quote,
               timings: result.timings,
               passages: result.passages.map((p) => ({ ...p, location: lineOf(p), text: docs[p.doc].text.slice(p.start, p.end) })),
@@ -125,6 +134,9 @@ export const askCommand: Command = {
           `first token ${(t.firstTokenMs / 1000).toFixed(2)} s, decode ${(t.decodeMs / 1000).toFixed(2)} s` +
           (result.quote === 'released' ? '; no quote of the documents continued the answer, the rest is unconstrained' : '') +
           (result.retrieved.length ? `; memory brought back ${result.retrieved.map((b) => `[${b.start}, ${b.end})`).join(' ')}` : '') +
+          (result.readings?.find((r) => r.chosen)?.context === 'memory'
+            ? ' (answered from those blocks alone: the likelier reading)'
+            : '') +
           '\n',
       );
       return result.stopReason === 'cancelled' ? 130 : 0;

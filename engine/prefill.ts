@@ -2,7 +2,7 @@
 // block-aligned chunks while writing new blocks, and (block memory) bring far blocks back for the question.
 import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
-import { insertPinned, type KvShape, type KvState } from './runtime/kv';
+import { insertPinned, memoryOnly, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
 import { blockHashes, rootHash, summaryTableKey, tailHash, type KvBlock, type KvBlockStore, type SummaryTable } from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
@@ -33,6 +33,11 @@ export interface PrefillResult {
   readonly retrieved: readonly RetrievedBlock[];
   /** Blocks that were candidates for retrieval (outside the window, stored). */
   readonly memoryCandidates: number;
+  /**
+   * The question read a second time over the sinks and the retrieved blocks alone (no local window), when the run
+   * asked for it and block memory brought something back; the engine decodes both readings (engine.ts).
+   */
+  readonly memoryReading?: { readonly state: KvState; readonly last: StepResult };
 }
 
 export interface PrefillDeps {
@@ -218,11 +223,13 @@ export class Prefiller {
 
   /**
    * Runs the prompt: `ids[0, contextLength)` are the documents (cached), the rest the question (always computed).
+   * With `memoryReading`, the question is also read over the sinks and retrieved blocks alone (PrefillResult).
    */
   async run(
     ids: readonly number[],
     contextLength: number,
     hooks: { signal?: AbortSignal; onProgress?(p: PrefillProgress): void },
+    opts: { readonly memoryReading?: boolean } = {},
   ): Promise<PrefillResult> {
     const { decoder, blockSize: B } = this.d;
     const check = (): void => {
@@ -295,17 +302,37 @@ export class Prefiller {
     }
 
     // 4. The question, with attention for the last position (it attributes the first answer token).
-    for (let at = 0; at < question.length;) {
-      check();
-      const end = Math.min(at + chunk, question.length);
-      last = await decoder.step(state, question.slice(at, end), { attentions: end === question.length });
-      state = last.state;
-      computed += end - at;
-      at = end;
+    const feedQuestion = async (from: KvState): Promise<{ state: KvState; last: StepResult | null }> => {
+      let s = from;
+      let l: StepResult | null = last;
+      for (let at = 0; at < question.length;) {
+        check();
+        const end = Math.min(at + chunk, question.length);
+        l = await decoder.step(s, question.slice(at, end), { attentions: end === question.length });
+        s = l.state;
+        computed += end - at;
+        at = end;
+      }
+      return { state: s, last: l };
+    };
+    let memoryReading: { state: KvState; last: StepResult } | undefined;
+    if (opts.memoryReading && retrieved.length > 0 && question.length > 0) {
+      const read = await feedQuestion(memoryOnly(state, decoder.shape, this.d.spec));
+      memoryReading = { state: read.state, last: read.last! };
     }
+    ({ state, last } = await feedQuestion(state));
     hooks.onProgress?.({ done: ids.length, total: ids.length, reused });
     if (!last) throw new Error('empty prompt');
-    return { state, last, reused, reusedFrom, computed, retrieved, memoryCandidates: candidates };
+    return {
+      state,
+      last,
+      reused,
+      reusedFrom,
+      computed,
+      retrieved,
+      memoryCandidates: candidates,
+      ...(memoryReading ? { memoryReading } : {}),
+    };
   }
 
   /**

@@ -52,6 +52,12 @@ export type WireStopReason = 'eos' | 'stop' | 'length' | 'cancelled';
  */
 export type WireQuoteMode = 'on' | 'released' | 'off';
 
+/**
+ * Which of block memory's two readings gave the answer (engine.ts SECOND_READING): 'window' = the question read with
+ * the local window and the retrieved blocks, 'memory' = over the retrieved blocks alone. Absent: one reading.
+ */
+export type WireReading = 'window' | 'memory';
+
 // ---------------------------------------------------------------------------------------------------------------
 // Extension -> engine worker: requests (params -> result)
 
@@ -89,6 +95,8 @@ export interface LoadParams {
   readonly memoryTopK?: number;
   /** Block memory's lexical weight (Engine DEFAULT_LEXICAL_WEIGHT when absent). */
   readonly memoryLexicalWeight?: number;
+  /** Block memory's second reading (Engine SECOND_READING when absent). */
+  readonly memorySecondReading?: boolean;
 }
 
 export interface ModelInfo {
@@ -172,6 +180,7 @@ export interface AskResultWire {
   readonly passages: readonly WirePassage[];
   readonly tokens: readonly WireAnswerToken[];
   readonly quote: WireQuoteMode;
+  readonly reading?: WireReading;
 }
 
 export interface ClearCacheResult {
@@ -276,6 +285,8 @@ export interface AnswerSummary {
   readonly decodeMs: number;
   /** Absent in a panel state saved before this field existed. */
   readonly quote?: WireQuoteMode;
+  /** Absent when the question was read once. */
+  readonly reading?: WireReading;
 }
 
 /** Notifications from the extension to the webview. Nothing is posted before the webview sends `ready`. */
@@ -389,8 +400,13 @@ function isAnswerSummary(x: unknown): x is AnswerSummary {
     isNat(x['generatedTokens']) &&
     isFiniteNum(x['prefillMs']) &&
     isFiniteNum(x['decodeMs']) &&
-    (x['quote'] === undefined || isQuoteMode(x['quote']))
+    (x['quote'] === undefined || isQuoteMode(x['quote'])) &&
+    (x['reading'] === undefined || isReading(x['reading']))
   );
+}
+
+function isReading(x: unknown): x is WireReading {
+  return x === 'window' || x === 'memory';
 }
 
 function isQuoteMode(x: unknown): x is WireQuoteMode {
@@ -482,7 +498,8 @@ export function isLoadParams(x: unknown): x is LoadParams {
     (x['blockSize'] === undefined || (isNat(x['blockSize']) && x['blockSize'] >= MIN_BLOCK_SIZE && x['blockSize'] <= MAX_BLOCK_SIZE)) &&
     (x['memoryTopK'] === undefined || (isNat(x['memoryTopK']) && x['memoryTopK'] <= MAX_MEMORY_TOP_K)) &&
     (x['memoryLexicalWeight'] === undefined ||
-      (typeof x['memoryLexicalWeight'] === 'number' && x['memoryLexicalWeight'] >= 0 && x['memoryLexicalWeight'] <= MAX_LEXICAL_WEIGHT))
+      (typeof x['memoryLexicalWeight'] === 'number' && x['memoryLexicalWeight'] >= 0 && x['memoryLexicalWeight'] <= MAX_LEXICAL_WEIGHT)) &&
+    (x['memorySecondReading'] === undefined || typeof x['memorySecondReading'] === 'boolean')
   );
 }
 
@@ -592,7 +609,8 @@ export function isAskResultWire(x: unknown): x is AskResultWire {
     isFiniteNum(t['decodeMs']) &&
     isArrayOf(x['passages'], isWirePassage) &&
     isArrayOf(x['tokens'], (k): k is WireAnswerToken => isObj(k) && isStr(k['text']) && isArrayOf(k['sources'], isSourceSpan)) &&
-    isQuoteMode(x['quote'])
+    isQuoteMode(x['quote']) &&
+    (x['reading'] === undefined || isReading(x['reading']))
   );
 }
 
@@ -638,6 +656,7 @@ export function sameLoadParams(a: LoadParams, b: LoadParams): boolean {
     (a.cacheMaxBytes ?? null) === (b.cacheMaxBytes ?? null) &&
     a.blockSize === b.blockSize &&
     a.memoryTopK === b.memoryTopK &&
-    a.memoryLexicalWeight === b.memoryLexicalWeight
+    a.memoryLexicalWeight === b.memoryLexicalWeight &&
+    a.memorySecondReading === b.memorySecondReading
   );
 }

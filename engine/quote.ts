@@ -30,6 +30,12 @@ function matchForm(text: string): string {
   return foldSpace(text).toLowerCase();
 }
 
+/** Whether `answer` is one of the fixed replies (`not found`), matched as quotes are (case and whitespace folded). */
+export function isFixedReply(answer: string, replies: readonly string[]): boolean {
+  const a = matchForm(answer).trim();
+  return replies.some((r) => matchForm(r).trim() === a);
+}
+
 /** Candidates looked at first per step, best logit first. */
 export const QUOTE_CANDIDATES = 64;
 /**

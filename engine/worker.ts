@@ -12,7 +12,16 @@ import {
   type CancellationToken,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
-import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine, CancelledError, checkVocabulary, resolveAttention } from './engine';
+import {
+  DEFAULT_LEXICAL_WEIGHT,
+  DEFAULT_MEMORY_TOP_K,
+  Engine,
+  CancelledError,
+  checkVocabulary,
+  resolveAttention,
+  SECOND_READING,
+  type AskResult,
+} from './engine';
 import { loadConfig } from './config';
 import { loadTokenizer } from './tokenizer';
 import { DOC_FOOTER, QUESTION_PREFIX, docHeader, loadPromptFrame, type Prompt, type PromptFrame } from './prompt';
@@ -35,6 +44,7 @@ import {
   type EngineRequests,
   type LoadParams,
   type ModelInfo,
+  type WireReading,
   type WireSourceSpan,
 } from './protocol';
 
@@ -157,7 +167,11 @@ export class Worker {
         memory:
           l.params.memoryTopK === 0
             ? null
-            : { topK: l.params.memoryTopK ?? DEFAULT_MEMORY_TOP_K, lexicalWeight: l.params.memoryLexicalWeight ?? DEFAULT_LEXICAL_WEIGHT },
+            : {
+                topK: l.params.memoryTopK ?? DEFAULT_MEMORY_TOP_K,
+                lexicalWeight: l.params.memoryLexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
+                secondReading: l.params.memorySecondReading ?? SECOND_READING,
+              },
         warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {
@@ -249,6 +263,7 @@ export class Worker {
         passages: result.passages.map((p) => ({ ...p, supports: [...p.supports] })),
         tokens: result.tokens.map((t) => ({ text: t.text, sources: sourceSpans(t.attribution, result.prompt) })),
         quote: result.quote,
+        ...readingOf(result),
       };
     } catch (e) {
       if (e instanceof ResponseError) throw e;
@@ -321,6 +336,12 @@ export function main(): void {
   });
   conn.listen();
   process.stderr.write(`attend worker: ready (pid ${process.pid}, node ${process.version})\n`);
+}
+
+/** Which reading answered, when block memory read the question twice (protocol WireReading). */
+export function readingOf(result: Pick<AskResult, 'readings'>): { reading?: WireReading } {
+  const chosen = result.readings?.find((r) => r.chosen);
+  return chosen ? { reading: chosen.context } : {};
 }
 
 if (require.main === module) main();

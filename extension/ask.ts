@@ -194,6 +194,7 @@ async function finish(
     prefillMs: result.timings.prefillMs,
     decodeMs: result.timings.decodeMs,
     quote: result.quote,
+    ...(result.reading ? { reading: result.reading } : {}),
   };
   panel.post({ type: 'answerDone', askId, answer: result.answer, sentences: sentenceViews(result.tokens, result.passages), summary });
   ctx.output.appendLine(

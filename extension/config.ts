@@ -26,6 +26,8 @@ export interface AttendSettings {
   readonly cacheBlockSize: number | null;
   readonly memoryTopK: number | null;
   readonly memoryLexicalWeight: number | null;
+  /** attend.memory.secondReading: null = the engine's default. */
+  readonly memorySecondReading: boolean | null;
   /** attend.answer.quote: null = the model's default ("auto"). */
   readonly quote: boolean | null;
 }
@@ -76,6 +78,7 @@ export function readSettings(extensionPath: string, globalStoragePath: string): 
     cacheBlockSize: inRange(positiveOrNull(cfg.get('cache.blockSize')), MIN_BLOCK_SIZE, MAX_BLOCK_SIZE),
     memoryTopK: inRange(natOrNull(cfg.get('memory.topK')), 0, MAX_MEMORY_TOP_K),
     memoryLexicalWeight: inRange(numberOrNull(cfg.get('memory.lexicalWeight')), 0, MAX_LEXICAL_WEIGHT),
+    memorySecondReading: typeof cfg.get('memory.secondReading') === 'boolean' ? (cfg.get('memory.secondReading') as boolean) : null,
     quote: ({ on: true, off: false } as Record<string, boolean>)[String(cfg.get('answer.quote'))] ?? null,
   };
 }

@@ -82,6 +82,7 @@ export class Ctx {
       ...(s.cacheBlockSize !== null ? { blockSize: s.cacheBlockSize } : {}),
       ...(s.memoryTopK !== null ? { memoryTopK: s.memoryTopK } : {}),
       ...(s.memoryLexicalWeight !== null ? { memoryLexicalWeight: s.memoryLexicalWeight } : {}),
+      ...(s.memorySecondReading !== null ? { memorySecondReading: s.memorySecondReading } : {}),
     });
     return this.clientInstance;
   }

@@ -1,9 +1,10 @@
 // One `ask` through the public engine API in a fresh process: time to first token, cache reuse, peak RSS (one JSON line).
-// usage: node out/tools/bench-ask-run.js --model DIR --tokens N [--cache DIR | --no-cache] [--no-memory] [--threads N]
+// usage: node out/tools/bench-ask-run.js --model DIR --tokens N [--cache DIR | --no-cache] [--no-memory] [--no-second-reading]
+//        [--threads N]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/engine';
+import { DEFAULT_MEMORY_TOP_K, Engine } from '../engine/engine';
 import { loadTokenizer } from '../engine/tokenizer';
 import { peakRssBytes } from './bench-util';
 
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       cache: { type: 'string' },
       'no-cache': { type: 'boolean' },
       'no-memory': { type: 'boolean' },
+      'no-second-reading': { type: 'boolean' },
       threads: { type: 'string' },
       question: { type: 'string', default: 'What is the pass key?' },
     },
@@ -57,7 +59,8 @@ async function main(): Promise<void> {
   const engine = await Engine.load({
     modelDir,
     cacheDir: values['no-cache'] ? null : values.cache!,
-    memory: values['no-memory'] ? null : undefined, // undefined: the engine's default block memory
+    // undefined: the engine's default block memory
+    memory: values['no-memory'] ? null : values['no-second-reading'] ? { topK: DEFAULT_MEMORY_TOP_K, secondReading: false } : undefined,
     ...(values.threads ? { threads: Number(values.threads) } : {}),
   });
   const t0 = performance.now();
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
       reusedTokens: r.reusedTokens,
       reusedFrom: r.reusedFrom,
       computedTokens: r.computedTokens,
+      readings: r.readings ? r.readings.length : 1,
       firstTokenMs: r.timings.firstTokenMs,
       totalMs,
       peakRssMB: peakRssBytes() / 2 ** 20,

@@ -21,7 +21,7 @@ import type { MemoryMode } from './score';
 
 const USAGE =
   'attend eval [--model DIR] [--tasks passkey,niah,multikey,lookup,notfound] [--lengths 0.25,0.5,1,4,16,64] [--n N] ' +
-  '[--memory on|off|both] [--top-k K] [--lexical-weight W] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--quote on|off] [--docs DIR] ' +
+  '[--memory on|off|both] [--top-k K] [--lexical-weight W] [--seed S] [--window N] [--threads N] [--max-new-tokens N] [--quote on|off] [--second-reading on|off] [--docs DIR] ' +
   '[--out FILE] [--md FILE] [--quiet]';
 
 export interface EvalArgs {
@@ -32,6 +32,8 @@ export interface EvalArgs {
   readonly modes: MemoryMode[];
   readonly topK: number;
   readonly lexicalWeight: number;
+  /** Absent: Engine SECOND_READING. */
+  readonly secondReading?: boolean;
   readonly seed: string;
   readonly window?: number;
   readonly threads?: number;
@@ -65,6 +67,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
         threads: { type: 'string' },
         'max-new-tokens': { type: 'string' },
         quote: { type: 'string' },
+        'second-reading': { type: 'string' },
         docs: { type: 'string' },
         out: { type: 'string' },
         md: { type: 'string' },
@@ -94,6 +97,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
   if (!['on', 'off', 'both'].includes(memory)) throw new UsageError(`--memory must be on, off or both, got "${memory}"`);
   const modes: MemoryMode[] = memory === 'both' ? ['off', 'on'] : [memory as MemoryMode];
   const quote = onOff(v.quote, '--quote');
+  const secondReading = onOff(v['second-reading'], '--second-reading');
 
   return {
     ...(v.model !== undefined ? { model: v.model } : {}),
@@ -103,6 +107,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
     modes,
     topK: positiveInt(v['top-k'], '--top-k') ?? DEFAULT_MEMORY_TOP_K,
     lexicalWeight: nonNegativeNumber(v['lexical-weight'], '--lexical-weight') ?? DEFAULT_LEXICAL_WEIGHT,
+    ...(secondReading !== undefined ? { secondReading } : {}),
     seed: v.seed ?? '1',
     ...(v.window !== undefined ? { window: positiveInt(v.window, '--window') } : {}),
     ...(v.threads !== undefined ? { threads: positiveInt(v.threads, '--threads') } : {}),
@@ -145,6 +150,7 @@ export const evalCommand: Command = {
         seed: a.seed,
         topK: a.topK,
         lexicalWeight: a.lexicalWeight,
+        ...(a.secondReading !== undefined ? { secondReading: a.secondReading } : {}),
         ...(a.window !== undefined ? { window: a.window } : {}),
         ...(a.threads !== undefined ? { threads: a.threads } : {}),
         maxNewTokens: a.maxNewTokens,

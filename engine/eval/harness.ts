@@ -1,7 +1,7 @@
 // The evaluation loop: generate every example once, then ask each engine mode (block memory off / on) the same
 // examples, scoring answers and attributions. Library code: the CLI, tests and scripts all call runEval.
 import * as os from 'node:os';
-import { DEFAULT_LEXICAL_WEIGHT, Engine, resolveAttention, type EngineOptions } from '../engine';
+import { DEFAULT_LEXICAL_WEIGHT, Engine, resolveAttention, SECOND_READING, type EngineOptions } from '../engine';
 import { loadConfig } from '../config';
 import { quotesAnswers } from '../quote';
 import { loadTokenizer } from '../tokenizer';
@@ -14,7 +14,7 @@ import { attributionHit, exactMatch, lineChance, summarize, type CellSummary, ty
 /** Options the runtime is adding to EngineOptions (persistent KV cache, block memory); spelled here until they land. */
 export type EvalEngineOptions = EngineOptions & {
   readonly cacheDir?: string | null;
-  readonly memory?: { readonly topK: number; readonly lexicalWeight?: number } | null;
+  readonly memory?: { readonly topK: number; readonly lexicalWeight?: number; readonly secondReading?: boolean } | null;
 };
 
 /** Measures prompts exactly as Engine.buildPrompt does, without loading the ONNX decoder. */
@@ -63,6 +63,8 @@ export interface EvalPlan {
   readonly topK: number;
   /** Block memory's lexical weight (Engine DEFAULT_LEXICAL_WEIGHT when absent). */
   readonly lexicalWeight?: number;
+  /** Block memory's second reading (Engine SECOND_READING when absent). */
+  readonly secondReading?: boolean;
   readonly window?: number;
   readonly threads?: number;
   readonly chunkSize?: number;
@@ -97,6 +99,8 @@ export interface EvalRun {
     readonly topK: number;
     /** Absent in runs from before lexical ranking (attention only). */
     readonly lexicalWeight?: number;
+    /** Block memory's second reading (Engine SECOND_READING). Absent in runs from before it existed (off). */
+    readonly secondReading?: boolean;
     readonly maxNewTokens: number;
     /** Answers decoded as quotes of the documents (quote.ts). Absent in runs from before it existed (off). */
     readonly quote?: boolean;
@@ -170,7 +174,14 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       modelDir: plan.modelDir,
       window,
       cacheDir: null, // timings must be computation, never a disk hit
-      memory: mode === 'on' ? { topK: plan.topK, lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT } : null,
+      memory:
+        mode === 'on'
+          ? {
+              topK: plan.topK,
+              lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
+              secondReading: plan.secondReading ?? SECOND_READING,
+            }
+          : null,
       ...(plan.threads !== undefined ? { threads: plan.threads } : {}),
       ...(plan.chunkSize !== undefined ? { chunkSize: plan.chunkSize } : {}),
     };
@@ -211,6 +222,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
           needleDistance: needleAt ? res.promptTokens - needleAt.start : null,
           retrievedBlocks: retrieved.length,
           retrievedNeedle: mode === 'on' && needleAt ? retrieved.some((b) => b.start < needleAt.end && needleAt.start < b.end) : null,
+          readings: res.readings,
         };
         results.push(r);
         onProgress?.({ phase: 'ask', mode, done: ++done, total: examples.length, last: r });
@@ -247,6 +259,7 @@ export async function runEval(plan: EvalPlan, onProgress?: (p: EvalProgress) => 
       seed: plan.seed,
       topK: plan.topK,
       lexicalWeight: plan.lexicalWeight ?? DEFAULT_LEXICAL_WEIGHT,
+      secondReading: plan.secondReading ?? SECOND_READING,
       maxNewTokens: plan.maxNewTokens,
       quote: quotesAnswers(cfg, plan.quote),
       threads: plan.threads ?? null,

@@ -29,7 +29,7 @@ function lengthHeader(run: EvalRun): string[] {
 
 function modeTitle(mode: MemoryMode, run: EvalRun): string {
   return mode === 'on'
-    ? `block memory on (top-${run.settings.topK} blocks, each with the last ${PREDECESSOR_TOKENS} tokens of its predecessor and the first ${SUCCESSOR_TOKENS} of its successor, lexical weight ${run.settings.lexicalWeight ?? 0})`
+    ? `block memory on (top-${run.settings.topK} blocks, each with the last ${PREDECESSOR_TOKENS} tokens of its predecessor and the first ${SUCCESSOR_TOKENS} of its successor, lexical weight ${run.settings.lexicalWeight ?? 0}${run.settings.secondReading ? ', second reading' : ''})`
     : 'block memory off (sinks + window only)';
 }
 
@@ -53,6 +53,7 @@ export function renderMarkdown(run: EvalRun): string {
     `--top-k ${s.topK}`,
     `--lexical-weight ${s.lexicalWeight ?? 0}`,
     ...(s.quote !== undefined ? [`--quote ${s.quote ? 'on' : 'off'}`] : []),
+    ...(s.secondReading === false && s.modes.includes('on') ? ['--second-reading off'] : []),
   ];
   const ns = new Set(Object.values(s.nPerRatio));
   if (ns.size === 1) cmd.push(`--n ${[...ns][0]}`);
@@ -143,6 +144,24 @@ export function renderMarkdown(run: EvalRun): string {
             ...s.ratios.map((r) => {
               const c = cell(run, mode, t, r);
               return !c ? '-' : c.needleRecall === null ? 'n/a' : `${pct(c.needleRecall)} (of ${c.beyondWindow})`;
+            }),
+          ]),
+        ),
+      );
+    }
+    if (mode === 'on' && run.cells.some((c) => c.mode === 'on' && c.secondReading)) {
+      out.push(
+        'Second reading: answers read twice (with the window, and over the retrieved blocks alone), how many the ' +
+          'second replaced (likelier per token, never a `not found`), and of those how many it turned right / wrong:\n',
+      );
+      out.push(
+        table(
+          header,
+          s.tasks.map((t) => [
+            t,
+            ...s.ratios.map((r) => {
+              const sr = cell(run, mode, t, r)?.secondReading;
+              return !sr ? '-' : `${sr.replaced} of ${sr.read}: +${sr.gained} / −${sr.lost}`;
             }),
           ]),
         ),

@@ -62,6 +62,13 @@ export interface ExampleResult {
   readonly retrievedBlocks: number;
   /** Memory on: a retrieved block overlaps the needle's tokens. null when memory is off or there is no needle. */
   readonly retrievedNeedle: boolean | null;
+  /**
+   * Block memory's two readings (Engine AskResult.readings): the answer with the window and over the retrieved blocks
+   * alone, which was kept. Null when there was one reading; absent in runs from before it existed.
+   */
+  readonly readings?:
+    | readonly { readonly context: 'window' | 'memory'; readonly answer: string; readonly meanLogProb: number; readonly chosen: boolean }[]
+    | null;
 }
 
 export interface CellSummary {
@@ -86,6 +93,25 @@ export interface CellSummary {
   readonly beyondWindowAccuracy: number | null;
   /** Memory on: share of beyond-window needles that a retrieved block covered; null otherwise. */
   readonly needleRecall: number | null;
+  /**
+   * Block memory's second reading: examples read twice, answers the reading over the retrieved blocks alone replaced,
+   * and of those the ones it turned right (the window reading was wrong) and wrong (it was right). Null: none read twice.
+   */
+  readonly secondReading: { readonly read: number; readonly replaced: number; readonly gained: number; readonly lost: number } | null;
+}
+
+/** ExampleResult.readings counted for CellSummary.secondReading. */
+export function secondReadingCounts(rs: readonly ExampleResult[]): CellSummary['secondReading'] {
+  const twice = rs.filter((r) => r.readings);
+  if (twice.length === 0) return null;
+  const replaced = twice.filter((r) => r.readings!.find((x) => x.chosen)?.context === 'memory');
+  const windowRight = (r: ExampleResult): boolean => exactMatch(r.readings!.find((x) => x.context === 'window')!.answer, r.gold);
+  return {
+    read: twice.length,
+    replaced: replaced.length,
+    gained: replaced.filter((r) => r.correct && !windowRight(r)).length,
+    lost: replaced.filter((r) => !r.correct && windowRight(r)).length,
+  };
 }
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -120,6 +146,7 @@ export function summarize(results: readonly ExampleResult[], window: number): Ce
       beyondWindow: far.length,
       beyondWindowAccuracy: far.length ? far.filter((r) => r.correct).length / far.length : null,
       needleRecall: probed.length ? probed.filter((r) => r.retrievedNeedle).length / probed.length : null,
+      secondReading: secondReadingCounts(rs),
     };
   });
 }

@@ -108,6 +108,13 @@ export function evictionSlack(spec: AttentionSpec): number {
   return spec.window === null ? 0 : Math.min(256, Math.floor(spec.window / 4));
 }
 
+/** The sinks and the pinned slots (retrieved memory) only: a state without the local window. */
+export function memoryOnly(state: KvState, shape: KvShape, spec: AttentionSpec): KvState {
+  const keep: number[] = [];
+  for (let i = 0; i < state.nSlots; i++) if (state.pinned[i] === 1 || state.positions[i] < spec.sinks) keep.push(i);
+  return selectSlots(state, shape, keep);
+}
+
 /** Removes the slots whose positions fall in the half-open range [p0, p1). */
 export function dropRange(state: KvState, shape: KvShape, p0: number, p1: number): KvState {
   const keep: number[] = [];

@@ -71,9 +71,10 @@ test('attend ask without --file is a usage error', async () => {
   assert.match(c.err, /--file/);
 });
 
-test('attend ask: a bad --quote or --memory-lexical-weight is a usage error (exit 2) naming the flag', async () => {
+test('attend ask: a bad --quote, --second-reading or --memory-lexical-weight is a usage error (exit 2) naming the flag', async () => {
   for (const [flag, value, re] of [
     ['--quote', 'yes', /--quote must be on or off, got "yes"/],
+    ['--second-reading', 'twice', /--second-reading must be on or off, got "twice"/],
     ['--memory-lexical-weight', 'lots', /--memory-lexical-weight must be a number >= 0, got "lots"/],
   ] as const) {
     const c = capture(dir);

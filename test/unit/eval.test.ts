@@ -16,6 +16,7 @@ import {
   lineChance,
   normalizeAnswer,
   rangesOverlap,
+  secondReadingCounts,
   summarize,
   type ExampleResult,
 } from '../../engine/eval/score';
@@ -329,6 +330,26 @@ test('summarize aggregates per (mode, task, length)', () => {
   assert.equal(cells.find((c) => c.task === 'notfound')!.hitChance, null);
 });
 
+test('second reading counts: replaced answers, and which it turned right or wrong', () => {
+  const read = (windowAnswer: string, memoryAnswer: string, memoryWins: boolean) => [
+    { context: 'window' as const, answer: windowAnswer, meanLogProb: -1, chosen: !memoryWins },
+    { context: 'memory' as const, answer: memoryAnswer, meanLogProb: -0.5, chosen: memoryWins },
+  ];
+  const r = (gold: string, readings: ReturnType<typeof read> | null) => {
+    const prediction = readings ? readings.find((x) => x.chosen)!.answer : gold;
+    return { gold, prediction, correct: prediction === gold, readings };
+  };
+  const counts = secondReadingCounts([
+    r('7', read('3.8.6-1', '7', true)), // turned right
+    r('7', read('7', '8', true)), // turned wrong
+    r('7', read('5', '6', true)), // replaced, wrong both ways
+    r('7', read('7', 'not found', false)), // kept
+    r('7', null), // read once
+  ] as unknown as ExampleResult[]);
+  assert.deepEqual(counts, { read: 4, replaced: 3, gained: 1, lost: 1 });
+  assert.equal(secondReadingCounts([r('7', null)] as unknown as ExampleResult[]), null);
+});
+
 test('chance level of an attribution hit: needle lines over all lines', () => {
   const docs = [{ text: 'a\nb\nc' }, { text: 'x\nNEEDLE\ny\nz' }];
   assert.equal(lineChance(docs, { doc: 1, start: 2, end: 8 }), 1 / 7);
@@ -364,6 +385,9 @@ test('eval arguments: defaults, lists, and usage errors', () => {
   );
   assert.throws(() => parseEvalArgs(['--lexical-weight', 'lots']), /--lexical-weight must be a number >= 0/);
   assert.equal(parseEvalArgs(['--lexical-weight', '0.5']).lexicalWeight, 0.5);
+  assert.equal(d.secondReading, undefined, "the engine's default unless asked");
+  assert.equal(parseEvalArgs(['--second-reading', 'off']).secondReading, false);
+  assert.throws(() => parseEvalArgs(['--second-reading', 'no']), /--second-reading must be on or off/);
 });
 
 function checkReport(run: EvalRun, tasks: readonly string[], ratios: readonly number[], modes: readonly string[], n: number): void {

@@ -308,6 +308,31 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   await s.decoder.dispose();
 });
 
+test('with memoryReading, the question is read a second time over the sinks and the retrieved blocks alone', async () => {
+  const s = await setup(tmp(), 1);
+  const prompt = ids(260, 6);
+  const plain = await s.prefiller.run(prompt, 250, {});
+  assert.equal(plain.memoryReading, undefined, 'only when asked for');
+  const r = await s.prefiller.run(prompt, 250, {}, { memoryReading: true });
+  assert.ok(r.retrieved.length > 0 && r.memoryReading);
+  const m = r.memoryReading.state;
+  const pinned = Array.from(m.origins).filter((_, i) => m.pinned[i] === 1);
+  const rest = Array.from(m.positions).filter((_, i) => m.pinned[i] === 0);
+  assert.deepEqual(
+    pinned.sort((a, b) => a - b),
+    r.retrieved.flatMap((b) => Array.from({ length: b.end - b.start }, (_, k) => b.start + k)),
+  );
+  assert.deepEqual(rest, [0, 1, 2, 3, ...Array.from({ length: 10 }, (_, k) => 250 + k)], 'sinks and the question, no window');
+  assert.equal(m.nextPos, r.state.nextPos);
+  assert.deepEqual(Array.from(r.state.positions), Array.from(plain.state.positions), 'the first reading is unchanged');
+  assert.ok(maxDiff(r.last.logits, plain.last.logits) === 0);
+  assert.ok(maxDiff(r.memoryReading.last.logits, r.last.logits) > 0, 'the readings differ');
+  // The context came from disk this time: computed = the probe and the question twice (10 tokens each).
+  assert.equal(r.reused, 250);
+  assert.equal(r.computed, 30);
+  await s.decoder.dispose();
+});
+
 test('block memory past its shortlist: every candidate is ranked by its summary, only the shortlist is read in full', async () => {
   const dir = tmp();
   const cold = await setup(dir, 2);

@@ -95,6 +95,9 @@ test('extension -> webview notifications are guarded too', () => {
   assert.ok(isExtensionToWebviewMessage(done('released')));
   assert.ok(!isExtensionToWebviewMessage(done('maybe')));
   assert.ok(!isExtensionToWebviewMessage(done(null)));
+  const read = (reading: unknown) => ({ ...done('on'), summary: { ...summary, quote: 'on', reading } });
+  assert.ok(isExtensionToWebviewMessage(read('memory')) && isExtensionToWebviewMessage(read('window')));
+  assert.ok(!isExtensionToWebviewMessage(read('both')));
 });
 
 test('webview state read back is validated', () => {
@@ -144,6 +147,7 @@ test('engine request params: ask', () => {
   const base = { modelDir: '/m', window: null, sinks: 4, weights: false };
   assert.ok(engineParamsGuards.load({ ...base, blockSize: 64, memoryTopK: 0, memoryLexicalWeight: 1.5 }));
   assert.ok(engineParamsGuards.load({ ...base, blockSize: 4096, memoryTopK: 64, memoryLexicalWeight: 0 }));
+  assert.ok(engineParamsGuards.load({ ...base, memorySecondReading: false }));
   for (const bad of [
     { blockSize: 8 },
     { blockSize: 5000 },
@@ -153,12 +157,14 @@ test('engine request params: ask', () => {
     { memoryLexicalWeight: -1 },
     { memoryLexicalWeight: '2' },
     { memoryLexicalWeight: Infinity },
+    { memorySecondReading: 'off' },
   ])
     assert.ok(!engineParamsGuards.load({ ...base, ...bad }), JSON.stringify(bad));
   assert.ok(sameLoadParams({ ...base, memoryTopK: 4 }, { ...base, memoryTopK: 4 }));
   assert.ok(!sameLoadParams({ ...base, memoryTopK: 4 }, { ...base, memoryTopK: 0 }));
   assert.ok(!sameLoadParams({ ...base, blockSize: 64 }, base));
   assert.ok(!sameLoadParams({ ...base, memoryLexicalWeight: 1 }, { ...base, memoryLexicalWeight: 2 }));
+  assert.ok(!sameLoadParams({ ...base, memorySecondReading: false }, base));
   assert.ok(engineParamsGuards.countTokens({ docs: [], question: '' }));
   assert.ok(!engineParamsGuards.countTokens({ docs: {}, question: '' }));
 });
@@ -184,6 +190,8 @@ test('engine notifications and results', () => {
   assert.ok(engineResultGuards.ask(result));
   assert.ok(!engineResultGuards.ask({ ...result, quote: undefined }), 'the worker always says how the answer was decoded');
   assert.ok(!engineResultGuards.ask({ ...result, quote: 'partly' }));
+  assert.ok(engineResultGuards.ask({ ...result, reading: 'memory' }), 'which of two readings answered');
+  assert.ok(!engineResultGuards.ask({ ...result, reading: 'both' }));
   assert.ok(!engineResultGuards.ask({ ...result, timings: undefined }));
   assert.ok(!engineResultGuards.ask({ ...result, passages: [{ doc: 0 }] }));
   assert.ok(engineResultGuards.shutdown(null));
