@@ -137,6 +137,9 @@ export const askCommand: Command = {
           (result.readings?.find((r) => r.chosen)?.context === 'memory'
             ? ' (answered from those blocks alone: the likelier reading)'
             : '') +
+          (result.readings?.find((r) => r.chosen)?.context === 'passage'
+            ? '; answered from the passage that best matches the question alone (the likelier reading)'
+            : '') +
           '\n',
       );
       return result.stopReason === 'cancelled' ? 130 : 0;

@@ -105,10 +105,15 @@ export interface AskResult {
   readonly quote: 'on' | 'released' | 'off';
   /**
    * When block memory brought text back for a quoted, greedy answer: the answer read with the local window and the one
-   * read over the retrieved blocks alone, with their mean log-probabilities per step (memoryReadingWins). Null otherwise.
+   * read over the retrieved blocks alone, with their mean log-probabilities per step (secondReadingWins). Null otherwise.
    */
   readonly readings:
-    | readonly { readonly context: 'window' | 'memory'; readonly answer: string; readonly meanLogProb: number; readonly chosen: boolean }[]
+    | readonly {
+        readonly context: 'window' | 'memory' | 'passage';
+        readonly answer: string;
+        readonly meanLogProb: number;
+        readonly chosen: boolean;
+      }[]
     | null;
   /** Per answer token: its text and attribution, for per-sentence grouping. */
   readonly tokens: readonly { readonly text: string; readonly attribution: TokenAttribution }[];
@@ -135,16 +140,20 @@ export interface Reading {
 }
 
 /**
- * Whether the answer read over the retrieved blocks alone replaces the one read with the window: its mean log-probability
- * per step (each token and the end) must be higher, and it must not be a fixed reply: the blocks are part of the
- * documents, so their `not found` says nothing about the rest.
+ * Whether the answer read over a part of the context alone replaces the one read with the window: its mean
+ * log-probability per step (each token and the end) must be higher, and it must not be a fixed reply (the part says
+ * nothing about the rest of the documents). Over a window passage, the window's own fixed reply stays too: the whole
+ * window saw no answer, and a value found in one passage of it was another key's (`attend eval`: the condition kept
+ * `not found` from falling, SECOND_READING).
  */
-export function memoryReadingWins(
+export function secondReadingWins(
   withWindow: Pick<Reading, 'answer' | 'meanLogProb' | 'stopReason'>,
   alone: Pick<Reading, 'answer' | 'meanLogProb' | 'stopReason'>,
   replies: readonly string[],
+  over: 'memory' | 'passage' = 'memory',
 ): boolean {
   if (alone.stopReason === 'cancelled' || withWindow.stopReason === 'cancelled') return false;
+  if (over === 'passage' && isFixedReply(withWindow.answer, replies)) return false;
   return !isFixedReply(alone.answer, replies) && alone.meanLogProb > withWindow.meanLogProb;
 }
 
@@ -187,13 +196,19 @@ export const DEFAULT_LEXICAL_WEIGHT = 8;
  * Whether block memory reads a question twice by default: with the local window and the retrieved blocks (as always),
  * and over the sinks and the retrieved blocks alone; both answers are decoded greedily and the reading over the blocks
  * alone replaces the other when its mean log-probability per step is higher and it is not a fixed reply
- * (memoryReadingWins). Only for quoted answers: short, verbatim, comparable. The built-in model, reading a retrieved
+ * (secondReadingWins). Only for quoted answers: short, verbatim, comparable. The built-in model, reading a retrieved
  * block among a window of unrelated text, sometimes answers a version string of the window (`3.8.6-1`); alone with the
  * block it reads the key, but a needle in the window is then out of its sight, hence no `not found` from it.
  * `attend eval`, built-in model, memory on, n = 20 per cell; the rule (mean, not sum or min; the `not found` condition)
  * chosen on seeds 2-6 at 64× and seed 3 at 4 / 16 / 64 W (window reading 332 → 350 of 480), then, written down before
  * the runs, on fresh seeds 31-38 at 64×: pass key 146 → 155 of 160, needle 145 → 156 (20 answers turned right, none
  * wrong); seed 9 at 4 / 16 W, all five tasks: 153 → 158 of 200 (none turned wrong).
+ * With nothing retrieved (the documents fit the window), the second reading is over the sinks and the window's passage
+ * of FOCUS_TOKENS that best matches the question's words (prefill.ts), and it never replaces the window's `not found`.
+ * Within the window (¼ / ½ / 1 W, all five tasks, n = 60 per cell): without that condition, fresh seeds 40-43
+ * 2,691 → 2,756 of 3,600 but `not found` 514 → 508 (the rule allowed −3); with it, written down before the runs, fresh
+ * seeds 44-47 2,721 → 2,766 (pass key 710 → 714, needle 675 → 677, multikey 600 → 628, lookup 211 → 222, `not found`
+ * 525 → 525).
  */
 export const SECOND_READING = true;
 /**
@@ -222,8 +237,8 @@ export class Engine {
     private readonly ownedCacheDir: string | null,
     private readonly scorer: BlockScorer | null,
     private readonly encodings: EncodingCache,
-    /** Whether a quoted, greedy answer is also read over the retrieved blocks alone (SECOND_READING). */
-    private readonly memoryReading: boolean,
+    /** Whether a quoted, greedy answer is also read over a part of the context alone (SECOND_READING). */
+    private readonly secondReading: boolean,
   ) {}
 
   static async load(opts: EngineOptions): Promise<Engine> {
@@ -342,29 +357,30 @@ export class Engine {
         onProgress: (p) => hooks.onProgress?.({ phase: 'prefill', ...p }),
       },
       // Two readings only where their answers compare: short verbatim quotes, decoded greedily.
-      { memoryReading: this.memoryReading && quoted && greedy },
+      { secondReading: this.secondReading && quoted && greedy },
     );
     const prefillMs = performance.now() - t0;
     const maxNew = req.maxNewTokens ?? 128;
     const progress = (done: number): void => hooks.onProgress?.({ phase: 'decode', done, total: maxNew, reused: pre.reused });
     let reading: Reading;
     let readings: AskResult['readings'] = null;
-    if (!pre.memoryReading) {
+    const second = pre.secondReading;
+    if (!second) {
       reading = await this.read(pre, req, prompt, hooks.signal, {
         onToken: (t) => hooks.onToken?.(t),
         progress,
         firstToken: () => performance.now() - t0,
       });
     } else {
-      // Block memory brought text back: read the question with the window and without it, keep the likelier answer
-      // (SECOND_READING in this file), then stream it.
+      // Read the question with the window and over a part of the context alone (retrieved blocks, or the window's
+      // best-matching passage), keep the likelier answer (SECOND_READING in this file), then stream it.
       const withWindow = await this.read(pre, req, prompt, hooks.signal);
-      const alone = await this.read(pre.memoryReading, req, prompt, hooks.signal);
-      const pick = memoryReadingWins(withWindow, alone, this.cfg.quoteReplies ?? []) ? alone : withWindow;
+      const alone = await this.read(second, req, prompt, hooks.signal);
+      const pick = secondReadingWins(withWindow, alone, this.cfg.quoteReplies ?? [], second.over) ? alone : withWindow;
       reading = { ...pick, firstTokenMs: performance.now() - t0 };
       readings = [
         { context: 'window', answer: withWindow.answer, meanLogProb: withWindow.meanLogProb, chosen: pick === withWindow },
-        { context: 'memory', answer: alone.answer, meanLogProb: alone.meanLogProb, chosen: pick === alone },
+        { context: second.over, answer: alone.answer, meanLogProb: alone.meanLogProb, chosen: pick === alone },
       ];
       reading.tokens.forEach((t, i) => {
         if (t.emit) hooks.onToken?.({ index: i, tokenId: t.tokenId, text: t.text, attribution: t.attribution });

@@ -2,7 +2,7 @@
 // block-aligned chunks while writing new blocks, and (block memory) bring far blocks back for the question.
 import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
-import { insertPinned, memoryOnly, type KvShape, type KvState } from './runtime/kv';
+import { insertPinned, memoryOnly, selectSlots, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
 import { blockHashes, rootHash, summaryTableKey, tailHash, type KvBlock, type KvBlockStore, type SummaryTable } from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
@@ -34,10 +34,11 @@ export interface PrefillResult {
   /** Blocks that were candidates for retrieval (outside the window, stored). */
   readonly memoryCandidates: number;
   /**
-   * The question read a second time over the sinks and the retrieved blocks alone (no local window), when the run
-   * asked for it and block memory brought something back; the engine decodes both readings (engine.ts).
+   * The question read a second time, when the run asked for it: over the sinks and the retrieved blocks alone when
+   * block memory brought something back ('memory'), else over the sinks and the window's passage that best matches the
+   * question's words ('passage', when the window holds more than one). The engine decodes both readings (engine.ts).
    */
-  readonly memoryReading?: { readonly state: KvState; readonly last: StepResult };
+  readonly secondReading?: { readonly state: KvState; readonly last: StepResult; readonly over: 'memory' | 'passage' };
 }
 
 export interface PrefillDeps {
@@ -223,13 +224,13 @@ export class Prefiller {
 
   /**
    * Runs the prompt: `ids[0, contextLength)` are the documents (cached), the rest the question (always computed).
-   * With `memoryReading`, the question is also read over the sinks and retrieved blocks alone (PrefillResult).
+   * With `secondReading`, the question is also read over a part of the context alone (PrefillResult.secondReading).
    */
   async run(
     ids: readonly number[],
     contextLength: number,
     hooks: { signal?: AbortSignal; onProgress?(p: PrefillProgress): void },
-    opts: { readonly memoryReading?: boolean } = {},
+    opts: { readonly secondReading?: boolean } = {},
   ): Promise<PrefillResult> {
     const { decoder, blockSize: B } = this.d;
     const check = (): void => {
@@ -315,10 +316,16 @@ export class Prefiller {
       }
       return { state: s, last: l };
     };
-    let memoryReading: { state: KvState; last: StepResult } | undefined;
-    if (opts.memoryReading && retrieved.length > 0 && question.length > 0) {
-      const read = await feedQuestion(memoryOnly(state, decoder.shape, this.d.spec));
-      memoryReading = { state: read.state, last: read.last! };
+    let secondReading: PrefillResult['secondReading'];
+    if (opts.secondReading && question.length > 0) {
+      const part =
+        retrieved.length > 0
+          ? { state: memoryOnly(state, decoder.shape, this.d.spec), over: 'memory' as const }
+          : this.passageOnly(state, ctx, question);
+      if (part) {
+        const read = await feedQuestion(part.state);
+        secondReading = { state: read.state, last: read.last!, over: part.over };
+      }
     }
     ({ state, last } = await feedQuestion(state));
     hooks.onProgress?.({ done: ids.length, total: ids.length, reused });
@@ -331,8 +338,35 @@ export class Prefiller {
       computed,
       retrieved,
       memoryCandidates: candidates,
-      ...(memoryReading ? { memoryReading } : {}),
+      ...(secondReading ? { secondReading } : {}),
     };
+  }
+
+  /**
+   * The sinks and the window's passage of FOCUS_TOKENS that best matches the question's words (BM25, lexical.ts), with
+   * FOCUS_MARGIN tokens either side; null when the window holds one passage or less.
+   */
+  private passageOnly(state: KvState, ctx: readonly number[], question: readonly number[]): { state: KvState; over: 'passage' } | null {
+    const { sinks, window } = this.d.spec;
+    const n = ctx.length;
+    const lo = Math.max(sinks, window === null ? 0 : n - window + question.length);
+    const passages: [number, number][] = [];
+    for (let a = lo; a < n; a += FOCUS_TOKENS) passages.push([a, Math.min(n, a + FOCUS_TOKENS)]);
+    if (passages.length < 2) return null;
+    const termOf = this.d.termOf ?? ((id: number) => id);
+    const scores = lexicalScores(
+      question.map(termOf),
+      passages.map(([a, b]) => ctx.slice(a, b).map(termOf)),
+    );
+    let best = 0;
+    for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+    const [a, b] = passages[best];
+    const keep: number[] = [];
+    for (let i = 0; i < state.nSlots; i++) {
+      const p = state.positions[i];
+      if (p < sinks || (p >= a - FOCUS_MARGIN && p < b + FOCUS_MARGIN)) keep.push(i);
+    }
+    return { state: selectSlots(state, this.d.decoder.shape, keep), over: 'passage' };
   }
 
   /**
@@ -496,6 +530,10 @@ export class Prefiller {
     };
   }
 }
+
+/** Tokens per window passage a second reading may focus on (Prefiller.passageOnly), and the margin kept either side. */
+export const FOCUS_TOKENS = 128;
+export const FOCUS_MARGIN = 32;
 
 /**
  * Tokens of a successor block that come back with a pick: enough to finish a statement cut by the boundary (a pass key

@@ -54,9 +54,10 @@ export type WireQuoteMode = 'on' | 'released' | 'off';
 
 /**
  * Which of block memory's two readings gave the answer (engine.ts SECOND_READING): 'window' = the question read with
- * the local window and the retrieved blocks, 'memory' = over the retrieved blocks alone. Absent: one reading.
+ * the local window and the retrieved blocks, 'memory' = over the retrieved blocks alone, 'passage' = over the window's
+ * best-matching passage alone (nothing was retrieved). Absent: one reading.
  */
-export type WireReading = 'window' | 'memory';
+export type WireReading = 'window' | 'memory' | 'passage';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Extension -> engine worker: requests (params -> result)
@@ -406,7 +407,7 @@ function isAnswerSummary(x: unknown): x is AnswerSummary {
 }
 
 function isReading(x: unknown): x is WireReading {
-  return x === 'window' || x === 'memory';
+  return x === 'window' || x === 'memory' || x === 'passage';
 }
 
 function isQuoteMode(x: unknown): x is WireQuoteMode {

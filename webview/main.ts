@@ -227,6 +227,7 @@ function renderAnswer(): void {
           ? ['not a verbatim quote: no span of the documents fit']
           : []),
       ...(s.reading === 'memory' ? ['read from the retrieved passages alone (the likelier answer)'] : []),
+      ...(s.reading === 'passage' ? ['read from the best-matching passage alone (the likelier answer)'] : []),
       s.stopReason === 'length' ? 'stopped at the token limit' : s.stopReason === 'cancelled' ? 'cancelled' : 'complete',
     ];
     summaryLine.textContent = parts.join(' · ');

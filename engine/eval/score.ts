@@ -67,7 +67,12 @@ export interface ExampleResult {
    * alone, which was kept. Null when there was one reading; absent in runs from before it existed.
    */
   readonly readings?:
-    | readonly { readonly context: 'window' | 'memory'; readonly answer: string; readonly meanLogProb: number; readonly chosen: boolean }[]
+    | readonly {
+        readonly context: 'window' | 'memory' | 'passage';
+        readonly answer: string;
+        readonly meanLogProb: number;
+        readonly chosen: boolean;
+      }[]
     | null;
 }
 
@@ -104,7 +109,7 @@ export interface CellSummary {
 export function secondReadingCounts(rs: readonly ExampleResult[]): CellSummary['secondReading'] {
   const twice = rs.filter((r) => r.readings);
   if (twice.length === 0) return null;
-  const replaced = twice.filter((r) => r.readings!.find((x) => x.chosen)?.context === 'memory');
+  const replaced = twice.filter((r) => r.readings!.find((x) => x.chosen)?.context !== 'window');
   const windowRight = (r: ExampleResult): boolean => exactMatch(r.readings!.find((x) => x.context === 'window')!.answer, r.gold);
   return {
     read: twice.length,

@@ -308,14 +308,15 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   await s.decoder.dispose();
 });
 
-test('with memoryReading, the question is read a second time over the sinks and the retrieved blocks alone', async () => {
+test('with secondReading and far blocks retrieved, the question is read again over the sinks and those blocks alone', async () => {
   const s = await setup(tmp(), 1);
   const prompt = ids(260, 6);
   const plain = await s.prefiller.run(prompt, 250, {});
-  assert.equal(plain.memoryReading, undefined, 'only when asked for');
-  const r = await s.prefiller.run(prompt, 250, {}, { memoryReading: true });
-  assert.ok(r.retrieved.length > 0 && r.memoryReading);
-  const m = r.memoryReading.state;
+  assert.equal(plain.secondReading, undefined, 'only when asked for');
+  const r = await s.prefiller.run(prompt, 250, {}, { secondReading: true });
+  assert.ok(r.retrieved.length > 0 && r.secondReading);
+  assert.equal(r.secondReading.over, 'memory');
+  const m = r.secondReading.state;
   const pinned = Array.from(m.origins).filter((_, i) => m.pinned[i] === 1);
   const rest = Array.from(m.positions).filter((_, i) => m.pinned[i] === 0);
   assert.deepEqual(
@@ -326,11 +327,49 @@ test('with memoryReading, the question is read a second time over the sinks and 
   assert.equal(m.nextPos, r.state.nextPos);
   assert.deepEqual(Array.from(r.state.positions), Array.from(plain.state.positions), 'the first reading is unchanged');
   assert.ok(maxDiff(r.last.logits, plain.last.logits) === 0);
-  assert.ok(maxDiff(r.memoryReading.last.logits, r.last.logits) > 0, 'the readings differ');
+  assert.ok(maxDiff(r.secondReading.last.logits, r.last.logits) > 0, 'the readings differ');
   // The context came from disk this time: computed = the probe and the question twice (10 tokens each).
   assert.equal(r.reused, 250);
   assert.equal(r.computed, 30);
   await s.decoder.dispose();
+});
+
+test('with secondReading and nothing retrieved, the question is read again over the best-matching window passage', async () => {
+  // Window 48, passages of FOCUS_TOKENS = 128 would be one: use a long window so the context holds several passages.
+  const wide: AttentionSpec = { window: 600, sinks: 4 };
+  const decoder = await Decoder.create(cfg, randomCheckpoint(cfg, 3), { attention: wide, forceBiasMask: true });
+  const store = new KvBlockStore(tmp(), { maxBytes: 1 << 30, geometry: decoder.shape, fingerprint: 'cd'.repeat(32), warn: () => {} });
+  const prefiller = new Prefiller({
+    cfg,
+    decoder,
+    spec: wide,
+    store,
+    blockSize: B,
+    chunkSize: 32,
+    memoryTopK: 1,
+    scorer: await BlockScorer.create(cfg),
+    invFreq: ropeInverseFrequencies(cfg),
+    warn: () => {},
+  });
+  // 400 context tokens; the question repeats tokens 300-309, which the passage [260, 388) holds.
+  const ctx = ids(400, 9);
+  const question = ctx.slice(300, 310);
+  const r = await prefiller.run([...ctx, ...question], 400, {}, { secondReading: true });
+  assert.equal(r.retrieved.length, 0);
+  assert.equal(r.secondReading?.over, 'passage');
+  const kept = Array.from(r.secondReading!.state.positions);
+  const sinksAndPassage = kept.filter((p) => p < 400);
+  // lo = 4 (the sinks): passages [4, 132), [132, 260), [260, 388), [388, 400); [260, 388) holds the question's words.
+  assert.deepEqual(sinksAndPassage, [0, 1, 2, 3, ...Array.from({ length: 388 + 12 - 228 }, (_, k) => 228 + k)]);
+  assert.deepEqual(
+    kept.slice(sinksAndPassage.length),
+    Array.from({ length: 10 }, (_, k) => 400 + k),
+    'then the question',
+  );
+  // A context of one passage: no second reading.
+  const short = await prefiller.run([...ctx.slice(0, 100), ...question], 100, {}, { secondReading: true });
+  assert.equal(short.secondReading, undefined);
+  await decoder.dispose();
 });
 
 test('block memory past its shortlist: every candidate is ranked by its summary, only the shortlist is read in full', async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Engine, logSoftmaxAt, memoryReadingWins, type AskRequest, type Reading } from '../../engine/engine';
+import { Engine, logSoftmaxAt, secondReadingWins, type AskRequest, type Reading } from '../../engine/engine';
 import { memoryOnly, type KvState } from '../../engine/runtime/kv';
 import { readingOf } from '../../engine/worker';
 
@@ -46,13 +46,17 @@ test('logSoftmaxAt is the log of the softmax probability, stable for large logit
 test('the memory reading replaces the window reading only when likelier and not a fixed reply', () => {
   const r = (answer: string, meanLogProb: number, stopReason: Reading['stopReason'] = 'eos') => ({ answer, meanLogProb, stopReason });
   const replies = ['not found'];
-  assert.equal(memoryReadingWins(r('3.8.6-1', -0.4), r('3305566', -0.06), replies), true);
-  assert.equal(memoryReadingWins(r('3305566', -0.06), r('3.8.6-1', -0.4), replies), false);
-  assert.equal(memoryReadingWins(r('5521907', -0.06), r('not found', -0.003), replies), false, 'a partial view cannot say absent');
-  assert.equal(memoryReadingWins(r('5521907', -0.06), r(' Not  Found', -0.003), replies), false, 'matched as quotes are');
-  assert.equal(memoryReadingWins(r('not found', -0.6), r('9043938', -0.5), replies), true);
-  assert.equal(memoryReadingWins(r('1', -0.5), r('2', -0.5), replies), false, 'a tie keeps the window');
-  assert.equal(memoryReadingWins(r('1', -0.5), r('2', -0.1, 'cancelled'), replies), false);
+  assert.equal(secondReadingWins(r('3.8.6-1', -0.4), r('3305566', -0.06), replies), true);
+  assert.equal(secondReadingWins(r('3305566', -0.06), r('3.8.6-1', -0.4), replies), false);
+  assert.equal(secondReadingWins(r('5521907', -0.06), r('not found', -0.003), replies), false, 'a partial view cannot say absent');
+  assert.equal(secondReadingWins(r('5521907', -0.06), r(' Not  Found', -0.003), replies), false, 'matched as quotes are');
+  assert.equal(secondReadingWins(r('not found', -0.6), r('9043938', -0.5), replies), true);
+  assert.equal(secondReadingWins(r('1', -0.5), r('2', -0.5), replies), false, 'a tie keeps the window');
+  assert.equal(secondReadingWins(r('1', -0.5), r('2', -0.1, 'cancelled'), replies), false);
+  // Over a window passage, the window's own `not found` stays (the whole window saw no answer).
+  assert.equal(secondReadingWins(r('not found', -0.6), r('9043938', -0.5), replies, 'passage'), false);
+  assert.equal(secondReadingWins(r('1868', -0.6), r('1798', -0.5), replies, 'passage'), true);
+  assert.equal(secondReadingWins(r('1868', -0.6), r('not found', -0.1), replies, 'passage'), false);
 });
 
 test('the worker reports which reading answered, and nothing after one reading', () => {
@@ -160,7 +164,29 @@ test('when the memory reading wins, its answer and tokens are the ones streamed 
   }
 });
 
-test('without far blocks (the document fits the window) there is one reading', async () => {
+test('when the documents fit the window, the second reading is over the passage that best matches the question', async () => {
+  const engine = await Engine.load({ modelDir, cacheDir: null, memory: { topK: 1 } });
+  try {
+    const lines = Array.from({ length: 14 }, (_, i) => `Note ${i}: module ${i} built in ${(i * 37) % 91} seconds on runner ${i % 7}.`);
+    lines.splice(9, 0, 'Remember this number, it is the passkey: 482913.');
+    const res = await engine.ask({
+      docs: [{ path: 'n.txt', text: lines.join('\n') }],
+      question: 'Which number is the passkey?',
+      maxNewTokens: 12,
+    });
+    assert.equal(res.retrieved.length, 0);
+    assert.ok(res.promptTokens > 300 && res.promptTokens < 512, `fits the window: ${res.promptTokens}`);
+    assert.deepEqual(
+      res.readings?.map((r) => r.context),
+      ['window', 'passage'],
+    );
+    assert.equal(res.answer, res.readings!.find((r) => r.chosen)!.answer);
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test('a document of one passage is read once', async () => {
   const engine = await load(true);
   try {
     const res = await engine.ask({
