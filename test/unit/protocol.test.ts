@@ -97,6 +97,7 @@ test('extension -> webview notifications are guarded too', () => {
   assert.ok(!isExtensionToWebviewMessage(done(null)));
   const read = (reading: unknown) => ({ ...done('on'), summary: { ...summary, quote: 'on', reading } });
   assert.ok(isExtensionToWebviewMessage(read('memory')) && isExtensionToWebviewMessage(read('window')));
+  assert.ok(isExtensionToWebviewMessage(read('passage')));
   assert.ok(!isExtensionToWebviewMessage(read('both')));
 });
 
@@ -191,6 +192,7 @@ test('engine notifications and results', () => {
   assert.ok(!engineResultGuards.ask({ ...result, quote: undefined }), 'the worker always says how the answer was decoded');
   assert.ok(!engineResultGuards.ask({ ...result, quote: 'partly' }));
   assert.ok(engineResultGuards.ask({ ...result, reading: 'memory' }), 'which of two readings answered');
+  assert.ok(engineResultGuards.ask({ ...result, reading: 'passage' }));
   assert.ok(!engineResultGuards.ask({ ...result, reading: 'both' }));
   assert.ok(!engineResultGuards.ask({ ...result, timings: undefined }));
   assert.ok(!engineResultGuards.ask({ ...result, passages: [{ doc: 0 }] }));
