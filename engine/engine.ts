@@ -91,7 +91,10 @@ export interface AskResult {
   readonly promptTokens: number;
   readonly reusedTokens: number;
   readonly reusedFrom: ReuseSource;
-  /** Tokens run through the model for this prompt (the question twice when block memory probes, three times with its second reading). */
+  /**
+   * Tokens run through the model for this prompt (the question twice when block memory probes; the second reading's
+   * pass over the question is not counted).
+   */
   readonly computedTokens: number;
   /** Far blocks brought back by block memory, with their scores. */
   readonly retrieved: readonly RetrievedBlock[];

@@ -28,7 +28,7 @@ export interface PrefillResult {
   readonly last: StepResult;
   readonly reused: number;
   readonly reusedFrom: ReuseSource;
-  /** Tokens run through the model, including the question's retrieval probe. */
+  /** Tokens run through the model, including the question's retrieval probe (not the second reading's pass). */
   readonly computed: number;
   readonly retrieved: readonly RetrievedBlock[];
   /** Blocks that were candidates for retrieval (outside the window, stored). */
@@ -303,7 +303,8 @@ export class Prefiller {
     }
 
     // 4. The question, with attention for the last position (it attributes the first answer token).
-    const feedQuestion = async (from: KvState): Promise<{ state: KvState; last: StepResult | null }> => {
+    // `count`: the second reading runs the question again but is not prompt work (PrefillResult.computed).
+    const feedQuestion = async (from: KvState, count = true): Promise<{ state: KvState; last: StepResult | null }> => {
       let s = from;
       let l: StepResult | null = last;
       for (let at = 0; at < question.length;) {
@@ -311,7 +312,7 @@ export class Prefiller {
         const end = Math.min(at + chunk, question.length);
         l = await decoder.step(s, question.slice(at, end), { attentions: end === question.length });
         s = l.state;
-        computed += end - at;
+        if (count) computed += end - at;
         at = end;
       }
       return { state: s, last: l };
@@ -323,7 +324,7 @@ export class Prefiller {
           ? { state: memoryOnly(state, decoder.shape, this.d.spec), over: 'memory' as const }
           : this.passageOnly(state, ctx, question);
       if (part) {
-        const read = await feedQuestion(part.state);
+        const read = await feedQuestion(part.state, false);
         secondReading = { state: read.state, last: read.last!, over: part.over };
       }
     }
