@@ -107,20 +107,22 @@ export interface AskResult {
    */
   readonly quote: 'on' | 'released' | 'off';
   /**
-   * When block memory brought text back for a quoted, greedy answer: the answer read with the local window and the one
-   * read over the retrieved blocks alone, with their mean log-probabilities per step (secondReadingWins). Null otherwise.
+   * For a quoted, greedy answer read twice (SECOND_READING): the answer read with the local window and the one read over
+   * the retrieved blocks or the best-matching passage alone, with their mean log-probabilities per step
+   * (secondReadingWins). Null otherwise.
    */
-  readonly readings:
-    | readonly {
-        readonly context: 'window' | 'memory' | 'passage';
-        readonly answer: string;
-        readonly meanLogProb: number;
-        readonly chosen: boolean;
-      }[]
-    | null;
+  readonly readings: readonly ReadingSummary[] | null;
   /** Per answer token: its text and attribution, for per-sentence grouping. */
   readonly tokens: readonly { readonly text: string; readonly attribution: TokenAttribution }[];
   readonly prompt: Prompt;
+}
+
+/** One of an answer's two readings (AskResult.readings): what it answered, how likely, and whether it was kept. */
+export interface ReadingSummary {
+  readonly context: 'window' | 'memory' | 'passage';
+  readonly answer: string;
+  readonly meanLogProb: number;
+  readonly chosen: boolean;
 }
 
 /** One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). */

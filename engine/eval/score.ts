@@ -1,6 +1,7 @@
 // Scoring: exact match after whitespace normalisation, attribution hit (top-1 passage overlaps the needle in the right
 // document), and per-(task, length, mode) aggregation.
 import type { Passage } from '../attribution';
+import type { ReadingSummary } from '../engine';
 import type { Span, TaskName } from './tasks';
 
 /** Collapses whitespace runs to one space and trims. Case and punctuation are kept: answers are exact strings. */
@@ -63,17 +64,10 @@ export interface ExampleResult {
   /** Memory on: a retrieved block overlaps the needle's tokens. null when memory is off or there is no needle. */
   readonly retrievedNeedle: boolean | null;
   /**
-   * Block memory's two readings (Engine AskResult.readings): the answer with the window and over the retrieved blocks
-   * alone, which was kept. Null when there was one reading; absent in runs from before it existed.
+   * The two readings (Engine AskResult.readings): the answer with the window and over a part of the context alone,
+   * which was kept. Null when there was one reading; absent in runs from before it existed.
    */
-  readonly readings?:
-    | readonly {
-        readonly context: 'window' | 'memory' | 'passage';
-        readonly answer: string;
-        readonly meanLogProb: number;
-        readonly chosen: boolean;
-      }[]
-    | null;
+  readonly readings?: readonly ReadingSummary[] | null;
 }
 
 export interface CellSummary {
