@@ -1,6 +1,6 @@
 // `attend ask`: streams an answer about files to stdout, then the attributed passages and what the cache saved.
 import * as path from 'node:path';
-import { DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine } from './engine';
+import { answeredBy, DEFAULT_LEXICAL_WEIGHT, DEFAULT_MEMORY_TOP_K, Engine } from './engine';
 import { defaultCacheDir } from './kvstore';
 import { gatherSources, DEFAULT_MAX_FILE_BYTES } from './sources';
 import {
@@ -128,18 +128,15 @@ export const askCommand: Command = {
       ]);
       if (rows.length) ctx.io.stdout(formatTable(['passage', 'score', 'text'], rows, new Set([1])));
       const t = result.timings;
+      const by = answeredBy(result.readings);
       ctx.io.stdout(
         `\n${result.promptTokens.toLocaleString('en-US')} prompt tokens: ${result.reusedTokens.toLocaleString('en-US')} reused (${result.reusedFrom}), ` +
           `${result.computedTokens.toLocaleString('en-US')} computed; ${result.generatedTokens} generated (${result.stopReason}); ` +
           `first token ${(t.firstTokenMs / 1000).toFixed(2)} s, decode ${(t.decodeMs / 1000).toFixed(2)} s` +
           (result.quote === 'released' ? '; no quote of the documents continued the answer, the rest is unconstrained' : '') +
           (result.retrieved.length ? `; memory brought back ${result.retrieved.map((b) => `[${b.start}, ${b.end})`).join(' ')}` : '') +
-          (result.readings?.find((r) => r.chosen)?.context === 'memory'
-            ? ' (answered from those blocks alone: the likelier reading)'
-            : '') +
-          (result.readings?.find((r) => r.chosen)?.context === 'passage'
-            ? '; answered from the passage that best matches the question alone (the likelier reading)'
-            : '') +
+          (by === 'memory' ? ' (answered from those blocks alone: the likelier reading)' : '') +
+          (by === 'passage' ? '; answered from the passage that best matches the question alone (the likelier reading)' : '') +
           '\n',
       );
       return result.stopReason === 'cancelled' ? 130 : 0;

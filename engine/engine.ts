@@ -125,6 +125,11 @@ export interface ReadingSummary {
   readonly chosen: boolean;
 }
 
+/** Which reading gave the answer when the question was read twice; null when it was read once. */
+export function answeredBy(readings: AskResult['readings'] | undefined): ReadingSummary['context'] | null {
+  return readings?.find((r) => r.chosen)?.context ?? null;
+}
+
 /** One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). */
 interface ReadToken {
   readonly tokenId: number;

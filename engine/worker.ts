@@ -20,6 +20,7 @@ import {
   checkVocabulary,
   resolveAttention,
   SECOND_READING,
+  answeredBy,
   type AskResult,
 } from './engine';
 import { loadConfig } from './config';
@@ -338,10 +339,10 @@ export function main(): void {
   process.stderr.write(`attend worker: ready (pid ${process.pid}, node ${process.version})\n`);
 }
 
-/** Which reading answered, when block memory read the question twice (protocol WireReading). */
+/** Which reading answered, when the question was read twice (protocol WireReading). */
 export function readingOf(result: Pick<AskResult, 'readings'>): { reading?: WireReading } {
-  const chosen = result.readings?.find((r) => r.chosen);
-  return chosen ? { reading: chosen.context } : {};
+  const by = answeredBy(result.readings);
+  return by ? { reading: by } : {};
 }
 
 if (require.main === module) main();

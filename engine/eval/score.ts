@@ -1,7 +1,7 @@
 // Scoring: exact match after whitespace normalisation, attribution hit (top-1 passage overlaps the needle in the right
 // document), and per-(task, length, mode) aggregation.
 import type { Passage } from '../attribution';
-import type { ReadingSummary } from '../engine';
+import { answeredBy, type ReadingSummary } from '../engine';
 import type { Span, TaskName } from './tasks';
 
 /** Collapses whitespace runs to one space and trims. Case and punctuation are kept: answers are exact strings. */
@@ -103,7 +103,7 @@ export interface CellSummary {
 export function secondReadingCounts(rs: readonly ExampleResult[]): CellSummary['secondReading'] {
   const twice = rs.filter((r) => r.readings);
   if (twice.length === 0) return null;
-  const replaced = twice.filter((r) => r.readings!.find((x) => x.chosen)?.context !== 'window');
+  const replaced = twice.filter((r) => answeredBy(r.readings) !== 'window');
   const windowRight = (r: ExampleResult): boolean => exactMatch(r.readings!.find((x) => x.context === 'window')!.answer, r.gold);
   return {
     read: twice.length,
