@@ -288,3 +288,9 @@ export function loadConfig(dir: string): ModelConfig {
   for (const id of extra) if (!eos.includes(id)) eos.push(id);
   return Object.freeze({ ...cfg, eosTokenIds: Object.freeze(eos) });
 }
+
+/** Parameters that take part in a matmul for every token (embeddings are a lookup; the LM head runs once per chunk). */
+export function matmulParameters(cfg: ModelConfig): number {
+  const { hiddenSize: h, nHeads, nKvHeads, headDim: d, intermediateSize: inter, nLayers } = cfg;
+  return nLayers * (h * (nHeads + 2 * nKvHeads) * d + nHeads * d * h + 3 * h * inter);
+}

@@ -295,7 +295,7 @@ export class Engine {
       fingerprint,
       warn,
     });
-    const scorer = memory ? await BlockScorer.create(cfg, opts.threads) : null;
+    const scorer = memory ? await BlockScorer.create(cfg) : null;
     // Block memory weighs heads by how much they look things up (measured once per model, kept next to its blocks).
     const headWeights =
       memory && attention.window !== null ? await retrievalHeads(store.modelDir, decoder, tokenizer, frame, attention.window) : null;

@@ -140,7 +140,7 @@ export class BlockScorer {
     private readonly invFreq: Float32Array,
   ) {}
 
-  static async create(cfg: ModelConfig, threads?: number): Promise<BlockScorer> {
+  static async create(cfg: ModelConfig): Promise<BlockScorer> {
     const g = new GraphBuilder();
     const q = g.input('q', 'float32', [cfg.nKvHeads, 'rows', cfg.headDim]); // pre-scaled queries, grouped per kv head
     const k = g.input('k', 'float32', [cfg.nKvHeads, 'keys', cfg.headDim]);
@@ -158,9 +158,12 @@ export class BlockScorer {
     const lse = 'lse';
     g.node({ op: 'ReduceLogSumExp', inputs: [g.op('Reshape', [dots, shape])], outputs: [lse], attrs: { axes: [3], keepdims: 0 } });
     g.output(lse, 'float32', [cfg.nKvHeads, 'rows', 'blocks']);
+    // One thread: a scorer run is a few small matmuls, too short for a second thread to pay, and an idle thread pool
+    // spins after each run, taking a core from the block reads that follow (Decoder's SHORT_STEP_TOKENS).
     const session = await ort.InferenceSession.create(g.toBytes('attend-block-scorer'), {
       graphOptimizationLevel: 'all',
-      ...(threads ? { intraOpNumThreads: threads } : {}),
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
     });
     return new BlockScorer(cfg, session, ropeInverseFrequencies(cfg));
   }

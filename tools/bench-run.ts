@@ -6,17 +6,11 @@ import { parseArgs } from 'node:util';
 import { Decoder } from '../engine/runtime/decoder';
 import type { WeightFormat } from '../engine/graph/decoder';
 import type { AttentionSpec, ModelConfig } from '../engine/types';
-import { loadConfig } from '../engine/config';
+import { loadConfig, matmulParameters } from '../engine/config';
 import { openCheckpoint } from '../engine/safetensors';
 import { rng } from '../test/unit/helpers/random-model';
 import { ensureBenchModel } from './bench-model';
 import { peakRssBytes } from './bench-util';
-
-/** Parameters that take part in a matmul for every token (embeddings are a lookup; the LM head runs once per chunk). */
-export function matmulParameters(cfg: ModelConfig): number {
-  const { hiddenSize: h, nHeads, nKvHeads, headDim: d, intermediateSize: inter, nLayers } = cfg;
-  return nLayers * (h * (nHeads + 2 * nKvHeads) * d + nHeads * d * h + 3 * h * inter);
-}
 
 export function parameterCount(cfg: ModelConfig): number {
   const { hiddenSize: h, nHeads, nKvHeads, headDim: d, intermediateSize: inter, vocabSize: v, nLayers } = cfg;

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { AttentionSpec, Checkpoint, ModelConfig } from '../types';
+import { matmulParameters } from '../config';
 import { buildDecoderGraph, ropeInverseFrequencies, type WeightFormat } from '../graph/decoder';
 import { IO } from '../graph/io';
 import { rerotateKeys } from '../memory';
@@ -19,7 +20,28 @@ export interface DecoderOptions {
   readonly weights?: WeightFormat;
   /** Extra onnxruntime session options (profiling, optimisation level) for tools; the engine leaves this unset. */
   readonly sessionOptions?: ort.InferenceSession.SessionOptions;
+  /**
+   * Whether a small model also gets a one-thread session for short steps (SHORT_STEP_TOKENS); default: unless
+   * `sessionOptions` are given (a tool profiling the session wants every step in it).
+   */
+  readonly shortStepSession?: boolean;
 }
+
+/**
+ * Steps of at most this many tokens (a question, a probe, one decoded token) run on a one-thread session when the model
+ * is small (SMALL_MODEL_MATMUL_PARAMS). onnxruntime's intra-op threads spin after each run, waiting for more work, and
+ * on a two-core machine they take a core from the JavaScript that runs between short steps (block reads, retrieval,
+ * attribution): a warm 32k-token ask of the built-in model took 150-180 ms with one session and 110-130 ms with short
+ * steps on their own session, whose cold prefill stayed on the threaded session (3.7 s either way). Turning spinning
+ * off in the one session instead made that prefill ~15% slower (3.7 → 4.2-4.5 s). A one-thread session computes the
+ * same numbers as the threaded one (bit for bit, decoder tests).
+ */
+export const SHORT_STEP_TOKENS = 64;
+/**
+ * Matmul parameters up to which a model gets the short-step session: its weights are held twice (the built-in model's
+ * 2.4M cost ~10 MB), and for a model this small a step's matmuls are too short for a second thread to pay.
+ */
+export const SMALL_MODEL_MATMUL_PARAMS = 8_000_000;
 
 export interface StepResult {
   readonly state: KvState;
@@ -54,6 +76,8 @@ export class Decoder {
     readonly spec: AttentionSpec,
     private readonly session: ort.InferenceSession,
     useBias: boolean,
+    /** The one-thread session for short steps (SHORT_STEP_TOKENS), or null. */
+    private readonly shortSession: ort.InferenceSession | null,
   ) {
     this.shape = { nLayers: cfg.nLayers, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim };
     this.useBias = useBias;
@@ -84,7 +108,8 @@ export class Decoder {
     // loads them from the file. Handing it one protobuf buffer instead meant every weight existed up to four times at
     // once (read, transposed, serialised, parsed): peak RSS of a 100M model fell from ~1.8 GB to ~1.1 GB.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-graph-'));
-    let session: ort.InferenceSession;
+    let session: ort.InferenceSession | undefined;
+    let shortSession: ort.InferenceSession | null = null;
     try {
       const modelFile = path.join(dir, 'decoder.onnx');
       const bytes = buildDecoderGraph(
@@ -105,14 +130,29 @@ export class Decoder {
         interOpNumThreads: 1,
         ...opts.sessionOptions,
       });
+      if ((opts.shortStepSession ?? opts.sessionOptions === undefined) && opts.threads !== 1 && matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS) {
+        shortSession = await ort.InferenceSession.create(modelFile, {
+          graphOptimizationLevel: 'all',
+          intraOpNumThreads: 1,
+          interOpNumThreads: 1,
+        });
+      }
+    } catch (e) {
+      await session?.release();
+      throw e;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    return new Decoder(cfg, opts.attention, session, useBias);
+    return new Decoder(cfg, opts.attention, session!, useBias, shortSession);
   }
 
   emptyState(): KvState {
     return emptyState(this.shape);
+  }
+
+  /** Whether short steps run on their own one-thread session (SHORT_STEP_TOKENS). */
+  get shortStepSession(): boolean {
+    return this.shortSession !== null;
   }
 
   /** Feeds `tokens` at positions state.nextPos.. and returns the new (evicted) state plus logits. */
@@ -157,7 +197,7 @@ export class Decoder {
     if (opts.attentions) for (let l = 0; l < nLayers; l++) fetches.push(IO.attentions(l));
     if (opts.queries) for (let l = 0; l < nLayers; l++) fetches.push(IO.queries(l));
 
-    const out = await this.session.run(feeds, fetches);
+    const out = await (n <= SHORT_STEP_TOKENS && this.shortSession ? this.shortSession : this.session).run(feeds, fetches);
 
     const positions = new Int32Array(total);
     positions.set(state.positions, 0);
@@ -215,5 +255,6 @@ export class Decoder {
 
   async dispose(): Promise<void> {
     await this.session.release();
+    await this.shortSession?.release();
   }
 }

@@ -1,7 +1,10 @@
 // The ONNX decoder against the float64 reference: logits and attention probabilities, every prefill/decode shape.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Decoder } from '../../engine/runtime/decoder';
+import * as path from 'node:path';
+import { loadConfig } from '../../engine/config';
+import { Decoder, SHORT_STEP_TOKENS } from '../../engine/runtime/decoder';
+import { openCheckpoint } from '../../engine/safetensors';
 import { dropRange, evictInvisible, evictionSlack, insertPinned, type KvState } from '../../engine/runtime/kv';
 import { referenceForward } from '../../engine/reference';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
@@ -224,5 +227,41 @@ test('pinned slots re-inserted after a drop reproduce the full-attention logits;
     assert.ok(maxAbsDiff(without.logits, ref.logits[19]) > 1e-3);
   } finally {
     await dec.dispose();
+  }
+});
+
+test("short steps of a small model run on a one-thread session and compute the threaded session's numbers bit for bit", async () => {
+  const dir = path.resolve(__dirname, '../../../models/attend-default');
+  const cfg = loadConfig(dir);
+  const spec: AttentionSpec = { window: 512, sinks: 4 };
+  const both = await Decoder.create(cfg, openCheckpoint(dir), { attention: spec, forceBiasMask: true });
+  const one = await Decoder.create(cfg, openCheckpoint(dir), { attention: spec, forceBiasMask: true, shortStepSession: false });
+  try {
+    assert.equal(both.shortStepSession, true, 'the built-in model is small enough for a short-step session');
+    assert.equal(one.shortStepSession, false);
+    assert.ok(SHORT_STEP_TOKENS >= 12);
+    const ids = tokens(720, cfg.vocabSize, 41);
+    // The documents on the threaded session (steps > SHORT_STEP_TOKENS), then a question and decoded tokens.
+    let a = (await both.step(both.emptyState(), ids.slice(0, 512))).state;
+    a = (await both.step(a, ids.slice(512, 688))).state;
+    let b = (await one.step(one.emptyState(), ids.slice(0, 512))).state;
+    b = (await one.step(b, ids.slice(512, 688))).state;
+    for (const size of [12, 1, 1, 1]) {
+      const at = a.nextPos;
+      const ra = await both.step(a, ids.slice(at, at + size), { attentions: true, queries: true });
+      const rb = await one.step(b, ids.slice(at, at + size), { attentions: true, queries: true });
+      assert.deepEqual(ra.logits, rb.logits, `logits of a ${size}-token step`);
+      for (let l = 0; l < cfg.nLayers; l++) {
+        assert.deepEqual(ra.state.keys[l], rb.state.keys[l], `layer ${l} keys after a ${size}-token step`);
+        assert.deepEqual(ra.state.values[l], rb.state.values[l], `layer ${l} values after a ${size}-token step`);
+        assert.deepEqual(ra.attentions!.layers[l], rb.attentions!.layers[l], `layer ${l} attention of a ${size}-token step`);
+        assert.deepEqual(ra.queries![l], rb.queries![l], `layer ${l} queries of a ${size}-token step`);
+      }
+      a = ra.state;
+      b = rb.state;
+    }
+  } finally {
+    await both.dispose();
+    await one.dispose();
   }
 });
