@@ -130,7 +130,11 @@ export class Decoder {
         interOpNumThreads: 1,
         ...opts.sessionOptions,
       });
-      if ((opts.shortStepSession ?? opts.sessionOptions === undefined) && opts.threads !== 1 && matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS) {
+      if (
+        (opts.shortStepSession ?? opts.sessionOptions === undefined) &&
+        opts.threads !== 1 &&
+        matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS
+      ) {
         shortSession = await ort.InferenceSession.create(modelFile, {
           graphOptimizationLevel: 'all',
           intraOpNumThreads: 1,
