@@ -14,8 +14,9 @@ import { BlockScorer } from './memory';
 import { termFolder } from './lexical';
 import { forgetRetrievalHeads, retrievalHeads } from './retrieval-heads';
 import { EncodingCache } from './encoding-cache';
-import { CancelledError, Prefiller, type RetrievedBlock, type ReuseSource } from './prefill';
-import { assemblePrompt, loadPromptFrame, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
+import { CancelledError, PREDECESSOR_TOKENS, Prefiller, SUCCESSOR_TOKENS, type RetrievedBlock, type ReuseSource } from './prefill';
+import { assemblePrompt, loadPromptFrame, QUESTION_PREFIX, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
+import { DEFAULT_SUMMARY_KEYS } from './block-summary';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
 import { chooseQuoted, isFixedReply, QuoteConstraint, quotesAnswers } from './quote';
@@ -316,6 +317,13 @@ export class Engine {
     });
     // Document encodings live next to this model's KV blocks (the fingerprint covers the tokenizer).
     const encodings = new EncodingCache(tokenizer, opts.cacheDir ? path.join(store.modelDir, 'encodings') : null);
+    // First runs set things up (the tokenizer's encoder, onnxruntime's kernels and memory arenas): done here, so the
+    // first question does not pay for them. The step is shaped like a question's: over sinks, window and retrieved
+    // blocks.
+    tokenizer.encode(QUESTION_PREFIX, { allowSpecial: false });
+    const retrievedSlots = memory ? memory.topK * (blockSize + SUCCESSOR_TOKENS + PREDECESSOR_TOKENS) : 0;
+    await decoder.warmUp(attention.sinks + (attention.window ?? 512) + retrievedSlots, 16);
+    await scorer?.warmUp(blockSize, DEFAULT_SUMMARY_KEYS);
     return new Engine(
       dir,
       cfg,

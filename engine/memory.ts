@@ -225,6 +225,15 @@ export class BlockScorer {
     return sharesOverBlocks(lse, cells, nb, headWeights, nQuestion);
   }
 
+  /** Scores a few blocks of zeros (both entry points), so an ask does not pay for the session's first runs. */
+  async warmUp(blockTokens: number, summaryKeys: number): Promise<void> {
+    const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
+    const queries = Array.from({ length: nLayers }, () => new Float32Array(nHeads * d));
+    const keys = (count: number, blocks: number) => Array.from({ length: nLayers }, () => new Float32Array(nKvHeads * blocks * count * d));
+    await this.scoreTable(queries, 1, { count: summaryKeys, keys: keys(summaryKeys, 2), shifts: [1, 2] });
+    await this.score(queries, 1, 2, (i) => ({ count: blockTokens, keys: keys(blockTokens, 1), shift: i + 1 }));
+  }
+
   /** Queries per layer as (nKvHeads, group * nQuestion, d), pre-scaled: query head h = g * group + j goes to row j * nQuestion + t. */
   private queryTensors(queries: readonly Float32Array[], nQuestion: number): ort.Tensor[] {
     const { nHeads, nKvHeads, headDim: d } = this.cfg;

@@ -12,7 +12,12 @@ import type { WebviewToExtensionMessage } from '../engine/protocol';
 
 export type CommandFactory = (ctx: Ctx, meter: MeterController) => (...args: unknown[]) => unknown;
 
-async function promptQuestion(placeHolder: string, value = ''): Promise<string | undefined> {
+/**
+ * Asks for the question. The model loads meanwhile (ctx.preloadModel): loading the weights and warming up the engine
+ * takes a few hundred milliseconds that would otherwise come after the question.
+ */
+async function promptQuestion(ctx: Ctx, placeHolder: string, value = ''): Promise<string | undefined> {
+  ctx.preloadModel();
   const q = await vscode.window.showInputBox({ title: 'Attend', prompt: 'Your question', placeHolder, value, ignoreFocusOut: true });
   return q?.trim() ? q.trim() : undefined;
 }
@@ -41,7 +46,7 @@ const askAboutFile: CommandFactory = (ctx) => async (arg?: unknown) => {
     void vscode.window.showInformationMessage('Attend: open a file first.');
     return undefined;
   }
-  const question = args.question ?? (await promptQuestion(`Ask about ${vscode.workspace.asRelativePath(uri)}`));
+  const question = args.question ?? (await promptQuestion(ctx, `Ask about ${vscode.workspace.asRelativePath(uri)}`));
   if (!question) return undefined;
   return askQuestion(ctx, { kind: 'file', uri: uri.toString() }, question);
 };
@@ -60,7 +65,7 @@ const askAboutSelection: CommandFactory = (ctx) => async (arg?: unknown) => {
     void vscode.window.showInformationMessage('Attend: select some text first.');
     return undefined;
   }
-  const question = args.question ?? (await promptQuestion('Ask about the selection'));
+  const question = args.question ?? (await promptQuestion(ctx, 'Ask about the selection'));
   if (!question) return undefined;
   return askQuestion(ctx, scope, question);
 };
@@ -70,7 +75,7 @@ const askAboutWorkspace: CommandFactory = (ctx) => async (arg?: unknown) => {
     void vscode.window.showInformationMessage('Attend: open a folder first.');
     return undefined;
   }
-  const question = askArgs(arg).question ?? (await promptQuestion('Ask about the workspace'));
+  const question = askArgs(arg).question ?? (await promptQuestion(ctx, 'Ask about the workspace'));
   if (!question) return undefined;
   return askQuestion(ctx, { kind: 'workspace' }, question);
 };
@@ -88,7 +93,7 @@ const askAgain: CommandFactory = (ctx) => async (arg?: unknown) => {
     { title: 'Attend: Ask Again', placeHolder: 'Pick a previous question (its scope is gathered afresh)', matchOnDescription: true },
   );
   if (!pick) return undefined;
-  const question = await promptQuestion('Edit the question or press Enter', pick.entry.question);
+  const question = await promptQuestion(ctx, 'Edit the question or press Enter', pick.entry.question);
   if (!question) return undefined;
   return askQuestion(ctx, pick.entry.scope as ScopeSpec, question);
 };

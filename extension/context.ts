@@ -87,6 +87,15 @@ export class Ctx {
     return this.clientInstance;
   }
 
+  /**
+   * Starts loading the model's weights in the worker, without waiting: called while the user types a question. A
+   * failure is only logged here; the ask that follows reports it.
+   */
+  preloadModel(): void {
+    if (!this.settings.modelDir) return;
+    this.client.load(true).catch((e: unknown) => this.output.appendLine(`Attend: preloading the model failed: ${String(e)}`));
+  }
+
   get clientStarted(): boolean {
     return this.clientInstance?.isRunning ?? false;
   }

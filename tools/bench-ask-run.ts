@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   });
   const modelDir = values.model!;
   const text = benchDocument(modelDir, Number(values.tokens));
+  const tLoad = performance.now();
   const engine = await Engine.load({
     modelDir,
     cacheDir: values['no-cache'] ? null : values.cache!,
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     memory: values['no-memory'] ? null : values['no-second-reading'] ? { topK: DEFAULT_MEMORY_TOP_K, secondReading: false } : undefined,
     ...(values.threads ? { threads: Number(values.threads) } : {}),
   });
+  const loadMs = performance.now() - tLoad;
   const t0 = performance.now();
   const r = await engine.ask({ docs: [{ path: 'bench.md', text }], question: values.question!, maxNewTokens: 8 });
   const totalMs = performance.now() - t0;
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
       readings: r.readings ? r.readings.length : 1,
       firstTokenMs: r.timings.firstTokenMs,
       totalMs,
+      loadMs,
       peakRssMB: peakRssBytes() / 2 ** 20,
     }) + '\n',
   );

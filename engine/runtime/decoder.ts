@@ -154,6 +154,28 @@ export class Decoder {
     return emptyState(this.shape);
   }
 
+  /**
+   * Runs a short step and a one-token step over `slots` zero slots, results discarded: onnxruntime's first run of a
+   * session (and of each larger shape) sets up kernels and grows its memory arena, and an ask's question and first
+   * decoded token should not pay for that (Engine.load).
+   */
+  async warmUp(slots: number, tokens: number): Promise<void> {
+    const { nLayers, nKvHeads, headDim } = this.shape;
+    const zeros = (): Float32Array[] => Array.from({ length: nLayers }, () => new Float32Array(nKvHeads * slots * headDim));
+    const positions = Int32Array.from({ length: slots }, (_, i) => i);
+    let state: KvState = {
+      nSlots: slots,
+      positions,
+      origins: positions,
+      pinned: new Uint8Array(slots),
+      keys: zeros(),
+      values: zeros(),
+      nextPos: slots,
+    };
+    state = (await this.step(state, new Array<number>(tokens).fill(0), { attentions: true, queries: true })).state;
+    await this.step(state, [0], { attentions: true });
+  }
+
   /** Whether short steps run on their own one-thread session (SHORT_STEP_TOKENS). */
   get shortStepSession(): boolean {
     return this.shortSession !== null;
