@@ -310,7 +310,7 @@ export class Engine {
       chunkSize,
       memoryTopK: memory ? memory.topK : null,
       lexicalWeight,
-      termOf: termFolder((id) => tokenizer.decode([id])),
+      termOf: termFolder((id) => tokenizer.decode([id]), Math.max(cfg.vocabSize, tokenizer.vocabSize)),
       scorer,
       invFreq: ropeInverseFrequencies(cfg),
       warn,

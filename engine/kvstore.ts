@@ -413,6 +413,15 @@ function getF32(buf: Buffer, off: number, n: number): Float32Array {
   return out;
 }
 
+/**
+ * `n` floats at `off` without a copy where the platform and the alignment allow (the array then shares `buf`'s memory,
+ * which the caller owns: a buffer read for this entry alone), else a copy.
+ */
+function viewF32(buf: Buffer, off: number, n: number): Float32Array {
+  if (LITTLE_ENDIAN && (buf.byteOffset + off) % 4 === 0) return new Float32Array(buf.buffer, buf.byteOffset + off, n);
+  return getF32(buf, off, n);
+}
+
 function getI32(buf: Buffer, off: number, n: number): Int32Array {
   const out = new Int32Array(n);
   if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(buf.subarray(off, off + 4 * n));
@@ -963,9 +972,9 @@ export class KvBlockStore {
     const keys: Float32Array[] = [];
     const values: Float32Array[] = [];
     for (let l = 0; l < g.nLayers; l++) {
-      keys.push(getF32(buf, off, per));
+      keys.push(viewF32(buf, off, per));
       off += 4 * per;
-      values.push(getF32(buf, off, per));
+      values.push(viewF32(buf, off, per));
       off += 4 * per;
     }
     return { tokenIds: tok[0], positions: tok[1], keys, values };
@@ -1030,7 +1039,7 @@ export class KvBlockStore {
       if (ids[i] !== expectIds[i]) return `token ids differ from the expected ones at index ${i} (${ids[i]} vs ${expectIds[i]})`;
     const per = nKvHeads * blocks * count * headDim;
     const keys: Float32Array[] = [];
-    for (let l = 0, off = TABLE_HEADER_BYTES + 4 * n; l < nLayers; l++, off += 4 * per) keys.push(getF32(buf, off, per));
+    for (let l = 0, off = TABLE_HEADER_BYTES + 4 * n; l < nLayers; l++, off += 4 * per) keys.push(viewF32(buf, off, per));
     return { blocks, blockTokens, count, keys };
   }
 

@@ -19,27 +19,35 @@ export function lexicalScores(question: ArrayLike<number>, blocks: readonly Arra
     if (i + 1 < question.length) add(bigram(question[i], question[i + 1]));
   }
   const n = blocks.length;
-  const tf = blocks.map((ids) => {
-    const counts = new Map<number, number>();
-    const bump = (t: number): void => {
-      const j = terms.get(t);
-      if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
-    };
+  const m = terms.size;
+  // Term frequencies, block by block: (n, m). A question has a few dozen terms, so this stays small.
+  const tf = new Float64Array(n * m);
+  blocks.forEach((ids, b) => {
+    const row = b * m;
     for (let i = 0; i < ids.length; i++) {
-      bump(ids[i]);
-      if (i + 1 < ids.length) bump(bigram(ids[i], ids[i + 1]));
+      const u = terms.get(ids[i]);
+      if (u === undefined) continue;
+      tf[row + u]++;
+      // A question bigram is two question tokens: look one up only after a question token.
+      if (i + 1 < ids.length && terms.has(ids[i + 1])) {
+        const g = terms.get(bigram(ids[i], ids[i + 1]));
+        if (g !== undefined) tf[row + g]++;
+      }
     }
-    return counts;
   });
-  const df = new Float64Array(terms.size);
-  for (const counts of tf) for (const j of counts.keys()) df[j]++;
+  const df = new Float64Array(m);
+  for (let i = 0; i < tf.length; i++) if (tf[i] > 0) df[i % m]++;
   const k1 = 1.2;
+  const idf = Float64Array.from(df, (d) => Math.log(1 + (n - d + 0.5) / (d + 0.5)));
   const scores = new Float64Array(n);
-  tf.forEach((counts, b) => {
+  for (let b = 0; b < n; b++) {
     let s = 0;
-    for (const [j, f] of counts) s += Math.log(1 + (n - df[j] + 0.5) / (df[j] + 0.5)) * ((f * (k1 + 1)) / (f + k1));
+    for (let j = 0; j < m; j++) {
+      const f = tf[b * m + j];
+      if (f > 0) s += idf[j] * ((f * (k1 + 1)) / (f + k1));
+    }
     scores[b] = s;
-  });
+  }
   return scores;
 }
 
@@ -55,21 +63,20 @@ export function shares(scores: ArrayLike<number>): Float64Array {
 /**
  * Token id -> term id for lexical matching: ids whose text is the same word up to case and surrounding whitespace
  * (` passkey`, `Passkey`, `passkey`) share a term, so a question matches a document however a tokenizer spelled it.
- * Memoised per id; `decode` is the tokenizer's single-id decode.
+ * Memoised per id below `vocabSize` (others are decoded each time); `decode` is the tokenizer's single-id decode.
  */
-export function termFolder(decode: (id: number) => string): (id: number) => number {
+export function termFolder(decode: (id: number) => string, vocabSize: number): (id: number) => number {
   const byText = new Map<string, number>();
-  const byId = new Map<number, number>();
+  // Dense, filled as ids are met (-1: not yet): a 32k-token context folds ~32k ids on every question.
+  const byId = new Int32Array(vocabSize).fill(-1);
   return (id) => {
-    let t = byId.get(id);
-    if (t === undefined) {
-      const text = decode(id).trim().toLowerCase();
-      // Whitespace, and pieces of a character (a byte token decodes alone to U+FFFD), keep their own ids.
-      const own = text === '' || text.includes('\uFFFD');
-      t = own ? id : (byText.get(text) ?? id);
-      if (!own && !byText.has(text)) byText.set(text, id);
-      byId.set(id, t);
-    }
+    if (id >= 0 && id < vocabSize && byId[id] >= 0) return byId[id];
+    const text = decode(id).trim().toLowerCase();
+    // Whitespace, and pieces of a character (a byte token decodes alone to U+FFFD), keep their own ids.
+    const own = text === '' || text.includes('\uFFFD');
+    const t = own ? id : (byText.get(text) ?? id);
+    if (!own && !byText.has(text)) byText.set(text, id);
+    if (id >= 0 && id < vocabSize) byId[id] = t;
     return t;
   };
 }

@@ -207,22 +207,26 @@ export class BlockScorer {
   /**
    * The same scores for blocks whose keys already lie together: per layer (nKvHeads, blocks * count, headDim), block
    * i at rows i * count .. (i + 1) * count of every head (a summary table, KvBlockStore.readSummaryTable), one shift
-   * per block. One scorer run per layer, no copy of the keys.
+   * per block. One scorer run per layer, no copy of the keys. With `rows`, only those blocks are ranked.
    */
   async scoreTable(
     queries: readonly Float32Array[],
     nQuestion: number,
     table: KeyTable,
     headWeights: Float64Array | null = null,
+    rows: readonly number[] | null = null,
   ): Promise<Float64Array> {
     const { nLayers, nHeads } = this.cfg;
     const cells = nLayers * nHeads * nQuestion;
-    const nb = table.shifts.length;
-    const lse = new Float64Array(nb * cells).fill(-Infinity);
+    // `rows`: the table's blocks that compete (scores in that order); the others are scored with them, then left out.
+    const pick = rows ?? Array.from(table.shifts, (_, i) => i);
+    const at = new Int32Array(table.shifts.length).fill(-1);
+    pick.forEach((row, j) => (at[row] = j));
+    const lse = new Float64Array(pick.length * cells).fill(-Infinity);
     await this.runGroup(this.queryTensors(queries, nQuestion), nQuestion, table, (i, cell, v) => {
-      lse[i * cells + cell] = v;
+      if (at[i] >= 0) lse[at[i] * cells + cell] = v;
     });
-    return sharesOverBlocks(lse, cells, nb, headWeights, nQuestion);
+    return sharesOverBlocks(lse, cells, pick.length, headWeights, nQuestion);
   }
 
   /** Scores a few blocks of zeros (both entry points), so an ask does not pay for the session's first runs. */

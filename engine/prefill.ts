@@ -372,15 +372,16 @@ export class Prefiller {
 
   /**
    * The summaries of candidate blocks [first, end) as one key table (memory.ts KeyTable), from the store's summary
-   * table of all stored blocks: one read. Without one, each block's summary is read from its file, and when every
-   * block has one the table is stored for the next question. Blocks whose entry is gone are left out.
+   * table of all stored blocks: one read, used as read (`rows` says which of its blocks are candidates). Without one,
+   * each block's summary is read from its file, and when every block has one the table is stored for the next
+   * question. Blocks whose entry is gone are left out.
    */
   private candidateSummaries(
     ctx: readonly number[],
     hashes: readonly string[],
     first: number,
     end: number,
-  ): { blocks: number[]; table: { count: number; keys: Float32Array[] } } | null {
+  ): { blocks: number[]; table: { count: number; keys: readonly Float32Array[] }; tableBlocks: number[]; rows: number[] } | null {
     const store = this.d.store!;
     const B = this.d.blockSize;
     const { nLayers, nKvHeads, headDim: d } = this.d.decoder.shape;
@@ -394,30 +395,24 @@ export class Prefiller {
       const count = sums.slice(first, end).find((sum) => sum !== null)?.count;
       if (count === undefined) return null;
       const complete = sums.every((sum) => sum?.count === count);
-      const rows = complete
+      const have = complete
         ? Array.from(hashes.keys())
         : sums.flatMap((sum, b) => (b >= first && b < end && sum?.count === count ? [b] : []));
       const keys = Array.from({ length: nLayers }, (_, l) => {
-        const out = new Float32Array(nKvHeads * rows.length * count * d);
-        rows.forEach((b, i) => {
+        const out = new Float32Array(nKvHeads * have.length * count * d);
+        have.forEach((b, i) => {
           const src = sums[b]!.layers[l].keys;
-          for (let g = 0; g < nKvHeads; g++) out.set(src.subarray(g * count * d, (g + 1) * count * d), (g * rows.length + i) * count * d);
+          for (let g = 0; g < nKvHeads; g++) out.set(src.subarray(g * count * d, (g + 1) * count * d), (g * have.length + i) * count * d);
         });
         return out;
       });
-      if (!complete) return { blocks: rows, table: { count, keys } };
+      if (!complete) return { blocks: have, table: { count, keys }, tableBlocks: have, rows: Array.from(have.keys()) };
       table = { blocks: m, blockTokens: B, count, keys };
       store.writeSummaryTable(key, ctx.slice(0, m * B), table);
     }
-    // Rows [first, end) of every head of the table.
-    const { count } = table;
-    const n = end - first;
-    const keys = table.keys.map((k) => {
-      const out = new Float32Array(nKvHeads * n * count * d);
-      for (let g = 0; g < nKvHeads; g++) out.set(k.subarray((g * m + first) * count * d, (g * m + end) * count * d), g * n * count * d);
-      return out;
-    });
-    return { blocks: Array.from({ length: n }, (_, i) => first + i), table: { count, keys } };
+    // Row b of the table is block b.
+    const blocks = Array.from({ length: end - first }, (_, i) => first + i);
+    return { blocks, table: { count: table.count, keys: table.keys }, tableBlocks: Array.from({ length: m }, (_, b) => b), rows: blocks };
   }
 
   private async retrieve(
@@ -468,22 +463,26 @@ export class Prefiller {
     // 0. Lexical shares: the question's tokens against each candidate's (already in memory: the context ids).
     const lexW = this.d.lexicalWeight ?? 0;
     const termOf = this.d.termOf ?? ((id: number) => id);
-    const lex =
-      lexW > 0
-        ? shares(
-            lexicalScores(
-              question.map(termOf),
-              candidateIdx.map((b) => ctx.slice(b * B, (b + 1) * B).map(termOf)),
-            ),
-          )
-        : new Float64Array(candidateIdx.length);
+    let lex: Float64Array = new Float64Array(candidateIdx.length);
+    if (lexW > 0) {
+      // Candidates are blocks in ascending order: fold the tokens from the first to the last once, then hand out views.
+      const lo = candidateIdx[0] * B;
+      const folded = new Int32Array((candidateIdx[candidateIdx.length - 1] + 1) * B - lo);
+      for (let i = 0; i < folded.length; i++) folded[i] = termOf(ctx[lo + i]);
+      lex = shares(
+        lexicalScores(
+          question.map(termOf),
+          candidateIdx.map((b) => folded.subarray(b * B - lo, (b + 1) * B - lo)),
+        ),
+      );
+    }
     // 1. Shortlist by representative keys, so a warm ask does not read every stored block in full. On the eval's
     //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
     //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
     let shortlist = Array.from(candidateIdx.keys());
     const shortlistSize = Math.max(16, 4 * topK);
     if (candidateIdx.length > shortlistSize) {
-      const rough = await scorer.scoreTable(qs, nQ, { ...found.table, shifts: candidateIdx.map(shift) }, weights);
+      const rough = await scorer.scoreTable(qs, nQ, { ...found.table, shifts: found.tableBlocks.map(shift) }, weights, found.rows);
       const roughShare = shares(rough);
       shortlist = topBlocks(
         roughShare.map((a, i) => a + lexW * lex[i]),

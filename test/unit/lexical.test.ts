@@ -45,7 +45,9 @@ test('a repeated word counts with saturation: twice scores more than once, less 
 
 test('termFolder: the same word in any case, with or without a leading space, is one term', () => {
   const text: Record<number, string> = { 1: ' passkey', 2: 'Passkey', 3: 'passkey', 4: ' PIN', 5: ' ', 6: '\n', 7: 'pin' };
-  const term = termFolder((id) => text[id]);
+  const decoded: number[] = [];
+  // A vocabulary of 7: id 7 lies past it and is folded without the table.
+  const term = termFolder((id) => (decoded.push(id), text[id]), 7);
   assert.equal(term(2), term(1));
   assert.equal(term(3), term(1));
   assert.equal(term(7), term(4));
@@ -53,7 +55,10 @@ test('termFolder: the same word in any case, with or without a leading space, is
   // Whitespace-only tokens keep their own ids.
   assert.equal(term(5), 5);
   assert.equal(term(6), 6);
+  // Each id is decoded once, however often it is folded (ids past the vocabulary each time).
+  for (const id of [1, 2, 3, 4, 5, 6]) term(id);
+  assert.deepEqual(decoded.filter((id) => id < 7).sort(), [1, 2, 3, 4, 5, 6]);
   // So do byte tokens that are only part of a character (each decodes alone to U+FFFD): they are not one term.
-  const bytes = termFolder((id) => (id < 3 ? '\uFFFD' : 'x'));
+  const bytes = termFolder((id) => (id < 3 ? '\uFFFD' : 'x'), 8);
   assert.deepEqual([bytes(0), bytes(1), bytes(2)], [0, 1, 2]);
 });
