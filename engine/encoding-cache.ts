@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { LITTLE_ENDIAN } from './kvstore';
 import type { Encoding, Tokenizer } from './types';
 
 const MAGIC = 0x41544e45; // 'ATNE'
@@ -63,7 +64,8 @@ export class EncodingCache {
     )
       return null;
     const all = new Int32Array(n * 3);
-    for (let i = 0; i < n * 3; i++) all[i] = buf.readInt32LE(12 + 4 * i);
+    if (LITTLE_ENDIAN) new Uint8Array(all.buffer).set(body.subarray(12));
+    else for (let i = 0; i < n * 3; i++) all[i] = buf.readInt32LE(12 + 4 * i);
     const ids = Array.from(all.subarray(0, n));
     const starts = all.slice(n, 2 * n);
     const ends = all.slice(2 * n, 3 * n);

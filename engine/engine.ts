@@ -14,7 +14,15 @@ import { BlockScorer } from './memory';
 import { termFolder } from './lexical';
 import { forgetRetrievalHeads, retrievalHeads } from './retrieval-heads';
 import { EncodingCache } from './encoding-cache';
-import { CancelledError, PREDECESSOR_TOKENS, Prefiller, SUCCESSOR_TOKENS, type RetrievedBlock, type ReuseSource } from './prefill';
+import {
+  CancelledError,
+  PREDECESSOR_TOKENS,
+  Prefiller,
+  shortlistSize,
+  SUCCESSOR_TOKENS,
+  type RetrievedBlock,
+  type ReuseSource,
+} from './prefill';
 import { assemblePrompt, loadPromptFrame, QUESTION_PREFIX, type Prompt, type PromptFrame, type SourceDoc } from './prompt';
 import { DEFAULT_SUMMARY_KEYS } from './block-summary';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
@@ -323,7 +331,8 @@ export class Engine {
     tokenizer.encode(QUESTION_PREFIX, { allowSpecial: false });
     const retrievedSlots = memory ? memory.topK * (blockSize + SUCCESSOR_TOKENS + PREDECESSOR_TOKENS) : 0;
     await decoder.warmUp(attention.sinks + (attention.window ?? 512) + retrievedSlots, 16);
-    await scorer?.warmUp(blockSize, DEFAULT_SUMMARY_KEYS);
+    // A summary table of a 64k-token context, and the shortlist retrieve() reads in full.
+    if (scorer && memory) await scorer.warmUp(blockSize, DEFAULT_SUMMARY_KEYS, Math.ceil(65536 / blockSize), shortlistSize(memory.topK));
     return new Engine(
       dir,
       cfg,

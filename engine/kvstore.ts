@@ -72,7 +72,7 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 const RESCAN_EVERY = 64;
 /** Errors after which writing is pointless for the rest of the session. */
 const PERSISTENT_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EEXIST', 'EISDIR', 'EFBIG']);
-const LITTLE_ENDIAN = os.endianness() === 'LE';
+export const LITTLE_ENDIAN = os.endianness() === 'LE';
 
 export interface KvBlock {
   readonly tokenIds: Int32Array; // (len)

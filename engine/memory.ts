@@ -229,13 +229,18 @@ export class BlockScorer {
     return sharesOverBlocks(lse, cells, pick.length, headWeights, nQuestion);
   }
 
-  /** Scores a few blocks of zeros (both entry points), so an ask does not pay for the session's first runs. */
-  async warmUp(blockTokens: number, summaryKeys: number): Promise<void> {
+  /**
+   * Scores blocks of zeros through both entry points, at the sizes an ask uses (a summary table of `tableBlocks`, a
+   * shortlist of `shortlist` whole blocks): a session's first run at a larger size grows onnxruntime's memory arena,
+   * which an ask should not wait for.
+   */
+  async warmUp(blockTokens: number, summaryKeys: number, tableBlocks: number, shortlist: number): Promise<void> {
     const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
     const queries = Array.from({ length: nLayers }, () => new Float32Array(nHeads * d));
     const keys = (count: number, blocks: number) => Array.from({ length: nLayers }, () => new Float32Array(nKvHeads * blocks * count * d));
-    await this.scoreTable(queries, 1, { count: summaryKeys, keys: keys(summaryKeys, 2), shifts: [1, 2] });
-    await this.score(queries, 1, 2, (i) => ({ count: blockTokens, keys: keys(blockTokens, 1), shift: i + 1 }));
+    await this.scoreTable(queries, 1, { count: summaryKeys, keys: keys(summaryKeys, tableBlocks), shifts: new Int32Array(tableBlocks).fill(1) });
+    const one = keys(blockTokens, 1);
+    await this.score(queries, 1, shortlist, () => ({ count: blockTokens, keys: one, shift: 1 }));
   }
 
   /** Queries per layer as (nKvHeads, group * nQuestion, d), pre-scaled: query head h = g * group + j goes to row j * nQuestion + t. */

@@ -480,13 +480,12 @@ export class Prefiller {
     //    passkey and needle tasks (16x and 64x window) a shortlist of 16 found the needle block exactly as often as
     //    scoring every block in full; a shortlist of 4 (summaries alone) missed more.
     let shortlist = Array.from(candidateIdx.keys());
-    const shortlistSize = Math.max(16, 4 * topK);
-    if (candidateIdx.length > shortlistSize) {
+    if (candidateIdx.length > shortlistSize(topK)) {
       const rough = await scorer.scoreTable(qs, nQ, { ...found.table, shifts: found.tableBlocks.map(shift) }, weights, found.rows);
       const roughShare = shares(rough);
       shortlist = topBlocks(
         roughShare.map((a, i) => a + lexW * lex[i]),
-        shortlistSize,
+        shortlistSize(topK),
       );
     }
     // 2. Rank the shortlist by all of its keys.
@@ -529,6 +528,11 @@ export class Prefiller {
       probeTokens: question.length,
     };
   }
+}
+
+/** How many candidates block memory ranks by all of their keys, after the summaries' first cut (Prefiller.retrieve). */
+export function shortlistSize(topK: number): number {
+  return Math.max(16, 4 * topK);
 }
 
 /** Tokens per window passage a second reading may focus on (Prefiller.passageOnly), and the margin kept either side. */
