@@ -27,7 +27,7 @@ import { assemblePrompt, loadPromptFrame, QUESTION_PREFIX, type Prompt, type Pro
 import { DEFAULT_SUMMARY_KEYS } from './block-summary';
 import { createSampler, GREEDY, type SamplingOptions } from './sampling';
 import { attributeRow, buildPassages, type Passage, type TokenAttribution } from './attribution';
-import { chooseQuoted, isFixedReply, QuoteConstraint, quotesAnswers } from './quote';
+import { chooseQuoted, isFixedReply, type PreparedQuote, QuoteConstraint, quotesAnswers } from './quote';
 
 export interface EngineOptions {
   readonly modelDir: string;
@@ -139,11 +139,14 @@ export function answeredBy(readings: AskResult['readings'] | undefined): Reading
   return readings?.find((r) => r.chosen)?.context ?? null;
 }
 
-/** One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). */
+/**
+ * One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). Its
+ * attribution is worked out when first asked for: a reading that is not kept never needs it.
+ */
 interface ReadToken {
   readonly tokenId: number;
   readonly text: string;
-  readonly attribution: TokenAttribution;
+  readonly attribution: () => TokenAttribution;
   readonly emit: boolean;
 }
 
@@ -392,8 +395,15 @@ export class Engine {
     let reading: Reading;
     let readings: AskResult['readings'] = null;
     const second = pre.secondReading;
+    // Both readings match quotes against the same documents: fold them once.
+    const quotes = quoted
+      ? QuoteConstraint.prepare(
+          req.docs.map((d) => d.text),
+          this.cfg.quoteReplies ?? [],
+        )
+      : null;
     if (!second) {
-      reading = await this.read(pre, req, prompt, hooks.signal, {
+      reading = await this.read(pre, req, prompt, quotes, hooks.signal, {
         onToken: (t) => hooks.onToken?.(t),
         progress,
         firstToken: () => performance.now() - t0,
@@ -401,18 +411,23 @@ export class Engine {
     } else {
       // Read the question with the window and over a part of the context alone (retrieved blocks, or the window's
       // best-matching passage), keep the likelier answer (SECOND_READING in this file), then stream it.
-      const withWindow = await this.read(pre, req, prompt, hooks.signal);
-      const alone = await this.read(second, req, prompt, hooks.signal);
+      const withWindow = await this.read(pre, req, prompt, quotes, hooks.signal);
+      const alone = await this.read(second, req, prompt, quotes, hooks.signal);
       const pick = secondReadingWins(withWindow, alone, this.cfg.quoteReplies ?? [], second.over) ? alone : withWindow;
-      reading = { ...pick, firstTokenMs: performance.now() - t0 };
+      let firstTokenMs = 0;
+      pick.tokens.forEach((t, i) => {
+        if (t.emit) {
+          const attribution = t.attribution();
+          if (firstTokenMs === 0) firstTokenMs = performance.now() - t0;
+          hooks.onToken?.({ index: i, tokenId: t.tokenId, text: t.text, attribution });
+        }
+        progress(i + 1);
+      });
+      reading = { ...pick, firstTokenMs: firstTokenMs || performance.now() - t0 };
       readings = [
         { context: 'window', answer: withWindow.answer, meanLogProb: withWindow.meanLogProb, chosen: pick === withWindow },
         { context: second.over, answer: alone.answer, meanLogProb: alone.meanLogProb, chosen: pick === alone },
       ];
-      reading.tokens.forEach((t, i) => {
-        if (t.emit) hooks.onToken?.({ index: i, tokenId: t.tokenId, text: t.text, attribution: t.attribution });
-        progress(i + 1);
-      });
     }
     const decodeMs = performance.now() - t0 - prefillMs;
     return {
@@ -428,23 +443,25 @@ export class Engine {
       generatedTokens: reading.tokens.length,
       timings: { prefillMs, firstTokenMs: reading.firstTokenMs, decodeMs },
       passages: buildPassages(
-        reading.tokens.map((t) => t.attribution),
+        reading.tokens.map((t) => t.attribution()),
         prompt.origin,
         req.docs,
       ),
-      tokens: reading.tokens.map(({ text, attribution }) => ({ text, attribution })),
+      tokens: reading.tokens.map((t) => ({ text: t.text, attribution: t.attribution() })),
       prompt,
     };
   }
 
   /**
-   * Decodes an answer from a prefilled state: sample (or quote), stop on EOS, a stop string or the token limit, attribute
-   * each token. `live` streams the tokens as they come; without it the caller streams the reading it keeps.
+   * Decodes an answer from a prefilled state: sample (or quote against `quotes`), stop on EOS, a stop string or the
+   * token limit. `live` streams the tokens as they come, each attributed; without it the caller streams the reading it
+   * keeps, and only that one's tokens are attributed (ReadToken.attribution).
    */
   private async read(
     start: { readonly state: KvState; readonly last: StepResult },
     req: AskRequest,
     prompt: Prompt,
+    quotes: PreparedQuote | null,
     signal: AbortSignal | undefined,
     live?: { onToken(t: TokenEvent): void; progress(done: number): void; firstToken(): number },
   ): Promise<Reading> {
@@ -455,12 +472,7 @@ export class Engine {
     const eos = new Set(this.cfg.eosTokenIds);
     if (this.tokenizer.eosTokenId !== null) eos.add(this.tokenizer.eosTokenId);
     const decoder = this.tokenizer.createStreamDecoder();
-    const quote = quotesAnswers(this.cfg, req.quote)
-      ? new QuoteConstraint(
-          req.docs.map((d) => d.text),
-          this.cfg.quoteReplies ?? [],
-        )
-      : null;
+    const quote = quotes ? new QuoteConstraint(quotes) : null;
     const generated: number[] = [];
     const visibleAfter = (id: number) => QuoteConstraint.visible(this.tokenizer.decode([...generated, id]));
     const tokens: ReadToken[] = [];
@@ -492,7 +504,8 @@ export class Engine {
       }
       const att = step.attentions!;
       const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
-      const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
+      let attributed: TokenAttribution | null = null;
+      const attribution = (): TokenAttribution => (attributed ??= attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin));
       if (quote?.active) quote.commit(visibleAfter(tokenId));
       generated.push(tokenId);
       let text = decoder.push(tokenId);
@@ -507,12 +520,12 @@ export class Engine {
         text = answer.slice(before, Math.max(before, cut));
         answer = answer.slice(0, cut);
         tokens.push({ tokenId, text, attribution, emit: text.length > 0 });
-        if (text) live?.onToken({ index: tokens.length - 1, tokenId, text, attribution });
+        if (text) live?.onToken({ index: tokens.length - 1, tokenId, text, attribution: attribution() });
         stopReason = 'stop';
         break;
       }
       tokens.push({ tokenId, text, attribution, emit: true });
-      live?.onToken({ index: tokens.length - 1, tokenId, text, attribution });
+      live?.onToken({ index: tokens.length - 1, tokenId, text, attribution: attribution() });
       live?.progress(i + 1);
       if (i + 1 < maxNew) step = await this.decoder.step(state, [tokenId], { attentions: true });
       state = step.state;

@@ -46,6 +46,12 @@ export const QUOTE_SEARCH = 4096;
 /** Leading tokens with no visible text (spaces, line breaks) an answer may start with. */
 const MAX_BLANK_STEPS = 3;
 
+/** Documents and fixed replies folded for matching (QuoteConstraint.prepare). */
+export interface PreparedQuote {
+  readonly text: string;
+  readonly replies: readonly string[];
+}
+
 export class QuoteConstraint {
   private readonly text: string;
   private readonly replies: readonly string[];
@@ -58,13 +64,20 @@ export class QuoteConstraint {
   private blankSteps = 0;
 
   /**
-   * @param sources the documents' texts (a quote never spans two of them)
-   * @param replies fixed answers that need not be quoted ("not found")
+   * @param sources the documents' texts (a quote never spans two of them), or QuoteConstraint.prepare's result for
+   *   them, so that several readings of one ask fold the documents once
+   * @param replies fixed answers that need not be quoted ("not found"); with prepared sources, theirs
    */
-  constructor(sources: readonly string[], replies: readonly string[]) {
+  constructor(sources: readonly string[] | PreparedQuote, replies: readonly string[] = []) {
+    const prepared = 'text' in sources ? sources : QuoteConstraint.prepare(sources, replies);
+    this.text = prepared.text;
+    this.replies = prepared.replies;
+  }
+
+  /** The documents and replies in the form quotes are matched on. */
+  static prepare(sources: readonly string[], replies: readonly string[]): PreparedQuote {
     // NUL never occurs in a folded answer, so no match runs from one document into the next.
-    this.text = sources.map(matchForm).join('\u0000');
-    this.replies = replies.map(matchForm);
+    return { text: sources.map(matchForm).join('\u0000'), replies: replies.map(matchForm) };
   }
 
   get active(): boolean {
