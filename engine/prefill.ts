@@ -427,11 +427,13 @@ export class Prefiller {
     const placeEnd = state.nextPos; // retrieved blocks are placed right before the question
     const shape = decoder.shape;
     const topK = this.d.memoryTopK!;
-    // Candidates: stored blocks wholly before the local window and not wholly sinks, ranked first by their summaries.
+    // Candidates: stored blocks that begin before the local window and are not wholly sinks, ranked first by their
+    // summaries. The block the window's start cuts is one: its tokens before the window are out of the question's reach
+    // otherwise (it comes back only up to the window, PrefillResult.retrieved).
     let first = 0;
     while ((first + 1) * B <= spec.sinks) first++;
     let end = first;
-    while (end < hashes.length && (end + 1) * B <= before) end++;
+    while (end < hashes.length && end * B < before) end++;
     const found = end > first ? this.candidateSummaries(ctx, hashes, first, end) : null;
     if (!found) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
     const candidateIdx = found.blocks;
@@ -509,7 +511,10 @@ export class Prefiller {
       blockSize: B,
       head: this.d.successorTokens ?? SUCCESSOR_TOKENS,
       tail: this.d.predecessorTokens ?? PREDECESSOR_TOKENS,
-    });
+    })
+      // The block the window's start cuts comes back up to the window: the rest is in the window already.
+      .map((r) => ({ ...r, to: Math.min(r.to, before - candidateIdx[r.i] * B) }))
+      .filter((r) => r.from < r.to);
     // Sink positions are in the cache already: a retrieved block brings only the rest.
     const load = ({ i, from, to }: BlockRange): MemoryBlock | null => {
       const b = candidateIdx[i];

@@ -295,8 +295,9 @@ test('block memory: far blocks are candidates, the chosen ones rejoin as pinned 
   const s = await setup(dir, 2);
   const prompt = ids(260, 6);
   const r = await s.prefiller.run(prompt, 250, {});
-  // Blocks entirely before the question's window start (250 - 48 + 1 = 203), past the sinks: 0..11 → 12 candidates.
-  assert.equal(r.memoryCandidates, 12);
+  // Blocks that begin before the question's window start (250 - 48 + 1 = 203), past the sinks: 0..12 → 13 candidates
+  // (block 12, 192..207, is cut by the window's start).
+  assert.equal(r.memoryCandidates, 13);
   assertPicks(r.retrieved, 2);
   for (const b of r.retrieved) assert.ok(b.end <= 203);
   const origins = new Set(Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1));
@@ -380,13 +381,13 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
   const ctxLen = 610;
   const a = await cold.prefiller.run(prompt, ctxLen, {});
   await cold.decoder.dispose();
-  // Candidates: blocks wholly before the question's window start (610 - 48 + 1 = 563): 0..34.
-  assert.equal(a.memoryCandidates, 35);
+  // Candidates: blocks that begin before the question's window start (610 - 48 + 1 = 563): 0..35.
+  assert.equal(a.memoryCandidates, 36);
   // Sealed blocks (before the last chunk boundary, 608): 0..37. The cold run left their summaries in one table.
   const hashes = blockHashes(cold.store.fingerprint, prompt.slice(0, 608), B);
   const tableFile = cold.store.tablePathFor(summaryTableKey(hashes[37]));
   assert.ok(fs.existsSync(tableFile), 'the summary table of blocks 0..37 was stored');
-  const candidate = new Set(hashes.slice(1, 35)); // block 0 holds the sinks, which a restore reads anyway
+  const candidate = new Set(hashes.slice(1, 36)); // block 0 holds the sinks, which a restore reads anyway
 
   // Three warm runs: with the table (one read), without it (one summary per block, the table stored again), and with a
   // damaged table (reported, removed, per block again). All three rank the same candidates and pick the same blocks.
@@ -410,7 +411,7 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
     warm.store.readSummaryTable = (k, expect) => (tableReads++, readTable(k, expect));
     const r = await warm.prefiller.run(prompt, ctxLen, {});
     assert.equal(r.reusedFrom, 'disk');
-    assert.equal(r.memoryCandidates, 35, table);
+    assert.equal(r.memoryCandidates, 36, table);
     assert.equal(tableReads, 1, table);
     assert.equal(summaryReads.size, table === 'stored' ? 0 : 38, `${table}: summaries read one by one`);
     assert.equal(warnings.length, table === 'damaged' ? 1 : 0, `${table}: ${warnings.join('; ')}`);
@@ -477,6 +478,27 @@ test('block memory with a lexical weight brings back the far block that repeats 
     assert.equal(hit, expectHit, `weight ${weight}: retrieved ${r.retrieved.map((b) => b.start).join(', ')}`);
     await s.decoder.dispose();
   }
+});
+
+test('block memory reaches the tokens just before the window: the block the window start cuts comes back up to it', async () => {
+  // Window start for the question: 610 - 48 + 1 = 563. Block 35 (560..575) is cut there: 560..562 lie before the window.
+  const prompt = ids(620, 11);
+  const phrase = [5, 17, 29];
+  prompt.splice(560, phrase.length, ...phrase);
+  prompt.splice(610, 10, 1, 2, ...phrase, 3, 4, 6, 7, 8); // the question repeats the phrase
+  const s = await setup(tmp(), 2, () => {}, null, 8);
+  // Attention favours the earliest blocks, so only the lexical share points at block 35.
+  const scorer = (s.prefiller as unknown as { d: { scorer: BlockScorer } }).d.scorer;
+  scorer.score = (_q, _n, count) => Promise.resolve(Float64Array.from({ length: count }, (_, i) => count - i));
+  const r = await s.prefiller.run(prompt, 610, {});
+  assert.equal(r.memoryCandidates, 36);
+  const cut = r.retrieved.find((b) => b.start <= 560 && 562 < b.end);
+  assert.ok(cut, `retrieved ${r.retrieved.map((b) => `${b.start}..${b.end}`).join(', ')}`);
+  assert.equal(cut.end, 563, 'it comes back up to the window, not into it');
+  const pinned = Array.from(r.state.origins).filter((_, i) => r.state.pinned[i] === 1);
+  for (const p of [560, 561, 562]) assert.ok(pinned.includes(p), `position ${p} rejoined the cache`);
+  assert.ok(!pinned.some((p) => p >= 563), 'no window token is brought back twice');
+  await s.decoder.dispose();
 });
 
 test('scoreBlocks ranks the block whose keys match the queries first', () => {
