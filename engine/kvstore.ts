@@ -21,7 +21,9 @@
 //   168 i32[len] token ids, then i32[len] absolute positions
 //   summary, per layer l: i32 (nKvHeads, R) offsets in the block, f32 (nKvHeads, R, headDim) keys (block-summary.ts)
 //   32 bytes: sha256 of every byte before it (so readSummary checks what it reads without reading the rest)
-//   then per layer l: K[l] f32 (nKvHeads, len, headDim), V[l] f32 (nKvHeads, len, headDim)
+//   then per layer l: K[l] f32 (nKvHeads, len, headDim)
+//   32 bytes: sha256 of every byte before it (so readKeys checks what it reads without reading the values)
+//   then per layer l: V[l] f32 (nKvHeads, len, headDim)
 //   last 32 bytes: sha256 of every byte before it
 //
 // A context's tail (the tokens after its last stored block, see Prefiller.run) is an entry of the same layout under
@@ -39,7 +41,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_SUMMARY_KEYS, representativeKeys, type BlockSummary, type LayerSummary } from './block-summary';
 
 /** Version of the block file layout; a file with another version is treated as foreign (removed, recomputed). */
-export const KV_FORMAT_VERSION = 2;
+export const KV_FORMAT_VERSION = 3;
 /**
  * Version of everything that shapes the numbers inside a block besides the model files and settings: the ONNX graph
  * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
@@ -80,6 +82,9 @@ export interface KvBlock {
   readonly keys: readonly Float32Array[]; // per layer, (nKvHeads, len, headDim)
   readonly values: readonly Float32Array[];
 }
+
+/** A stored block without its values (KvBlockStore.readKeys). */
+export type KvKeys = Omit<KvBlock, 'values'>;
 
 export interface KvGeometry {
   readonly nLayers: number;
@@ -435,9 +440,14 @@ function summaryEnd(geometry: KvGeometry, len: number, summaryKeys: number): num
   return HEADER_BYTES + 8 * len + geometry.nLayers * geometry.nKvHeads * r * (1 + geometry.headDim) * 4 + TRAILER_BYTES;
 }
 
+/** Bytes from the start of a block file to the end of its keys' checksum (what readKeys reads). */
+function keysEnd(geometry: KvGeometry, len: number, summaryKeys: number): number {
+  return summaryEnd(geometry, len, summaryKeys) + geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
+}
+
 /** Total file size of a block of `len` tokens. */
 export function blockFileBytes(geometry: KvGeometry, len: number, summaryKeys = DEFAULT_SUMMARY_KEYS): number {
-  return summaryEnd(geometry, len, summaryKeys) + 2 * geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
+  return keysEnd(geometry, len, summaryKeys) + geometry.nLayers * geometry.nKvHeads * len * geometry.headDim * 4 + TRAILER_BYTES;
 }
 
 /** Total file size of a summary table of `blocks` blocks. */
@@ -573,6 +583,18 @@ export class KvBlockStore {
       return null;
     }
     return this.readChecked(this.pathFor(hash), (fd, size) => this.decode(readWhole(fd, size), hash, expectIds));
+  }
+
+  /**
+   * The keys of the block stored under `hash`, reading the file only up to the keys' own checksum (half of it: block
+   * memory ranks its shortlist by keys alone). Bad entries are handled as in read(). Touches the entry's LRU time.
+   */
+  readKeys(hash: string, expectIds: ArrayLike<number>): KvKeys | null {
+    if (!isHex64(hash)) {
+      this.warn(`Attend KV cache: refused to read block key ${JSON.stringify(String(hash)).slice(0, 100)}: not 64 lowercase hex digits`);
+      return null;
+    }
+    return this.readChecked(this.pathFor(hash), (fd, size) => this.decodeKeys(fd, size, hash, expectIds));
   }
 
   /**
@@ -904,10 +926,19 @@ export class KvBlockStore {
     for (let l = 0; l < g.nLayers; l++) {
       putF32(buf, off, block.keys[l]);
       off += block.keys[l].byteLength;
+    }
+    // One pass for both checksums: the keys' covers the file so far, the last one the whole file.
+    const whole = createHash('sha256').update(buf.subarray(0, off));
+    whole.copy().digest().copy(buf, off);
+    off += TRAILER_BYTES;
+    for (let l = 0; l < g.nLayers; l++) {
       putF32(buf, off, block.values[l]);
       off += block.values[l].byteLength;
     }
-    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    whole
+      .update(buf.subarray(off - g.nLayers * block.values[0].byteLength - TRAILER_BYTES, off))
+      .digest()
+      .copy(buf, off);
     return buf;
   }
 
@@ -967,17 +998,39 @@ export class KvBlockStore {
     const tok = this.checkTokens(buf, len, expectIds);
     if (typeof tok === 'string') return tok;
     const g = this.geometry;
-    let off = summaryEnd(g, len, r);
     const per = g.nKvHeads * len * g.headDim;
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
-    for (let l = 0; l < g.nLayers; l++) {
-      keys.push(viewF32(buf, off, per));
-      off += 4 * per;
-      values.push(viewF32(buf, off, per));
-      off += 4 * per;
-    }
-    return { tokenIds: tok[0], positions: tok[1], keys, values };
+    const layers = (from: number): Float32Array[] => Array.from({ length: g.nLayers }, (_, l) => viewF32(buf, from + 4 * per * l, per));
+    return {
+      tokenIds: tok[0],
+      positions: tok[1],
+      keys: layers(summaryEnd(g, len, r)),
+      values: layers(keysEnd(g, len, r)),
+    };
+  }
+
+  /** A block's keys (KvBlock without values), or a description of what is wrong; `buf` runs to the keys' checksum. */
+  private decodeKeys(fd: number, size: number, hash: string, expectIds: ArrayLike<number>): KvKeys | string {
+    const head = readWhole(fd, Math.min(size, HEADER_BYTES), 0);
+    const h = this.checkHeader(head, size, hash);
+    if (typeof h === 'string') return h;
+    const { len, r } = h;
+    const g = this.geometry;
+    const end = keysEnd(g, len, r);
+    const buf = readWhole(fd, end, 0);
+    if (buf.length < end) return `truncated while reading (${buf.length} of ${end} bytes)`;
+    const sum = createHash('sha256')
+      .update(buf.subarray(0, end - TRAILER_BYTES))
+      .digest();
+    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return 'keys checksum mismatch (corrupt data)';
+    const tok = this.checkTokens(buf, len, expectIds);
+    if (typeof tok === 'string') return tok;
+    const per = g.nKvHeads * len * g.headDim;
+    const from = summaryEnd(g, len, r);
+    return {
+      tokenIds: tok[0],
+      positions: tok[1],
+      keys: Array.from({ length: g.nLayers }, (_, l) => viewF32(buf, from + 4 * per * l, per)),
+    };
   }
 
   /** The summary at the front of an open block file, or a description of what is wrong with it. */

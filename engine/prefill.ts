@@ -4,7 +4,16 @@ import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
 import { insertPinned, memoryOnly, selectSlots, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
-import { blockHashes, rootHash, summaryTableKey, tailHash, type KvBlock, type KvBlockStore, type SummaryTable } from './kvstore';
+import {
+  blockHashes,
+  rootHash,
+  summaryTableKey,
+  tailHash,
+  type KvBlock,
+  type KvBlockStore,
+  type KvKeys,
+  type SummaryTable,
+} from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 
 export interface PrefillProgress {
@@ -441,15 +450,9 @@ export class Prefiller {
     // Every block is scored as if it sat right before the question, where retrieved blocks will be placed: a block
     // moves as a whole, so one shift per block re-rotates its keys (summary keys included; the scorer rotates them).
     const shift = (b: number): number => placeEnd - B - b * B;
-    const full = new Map<number, KvBlock>();
-    const readFull = (b: number): KvBlock | null => {
-      if (!full.has(b)) {
-        const blk = store.read(hashes[b], ctx.slice(b * B, (b + 1) * B));
-        if (!blk) return null;
-        full.set(b, blk);
-      }
-      return full.get(b)!;
-    };
+    // The shortlist is ranked by keys alone (half of each file); the blocks that come back are read whole.
+    const readKeys = (b: number): KvKeys | null => store.readKeys(hashes[b], ctx.slice(b * B, (b + 1) * B));
+    const readFull = (b: number): KvBlock | null => store.read(hashes[b], ctx.slice(b * B, (b + 1) * B));
     // Probe: the question's queries at its real positions.
     const probe = await decoder.step(state, question, { queries: true });
     const scorer = this.d.scorer!;
@@ -497,7 +500,7 @@ export class Prefiller {
       shortlist.length,
       (j) => {
         const b = candidateIdx[shortlist[j]];
-        const blk = readFull(b);
+        const blk = readKeys(b);
         return blk && { count: B, keys: blk.keys, shift: shift(b) };
       },
       32,

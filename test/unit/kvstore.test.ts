@@ -74,7 +74,7 @@ function expectRejected(
   re: RegExp,
   reader?: (dir: string) => ReturnType<typeof openStore>,
   expectIds?: ArrayLike<number>,
-  how: 'read' | 'summary' = 'read',
+  how: 'read' | 'summary' | 'keys' = 'read',
 ): void {
   const dir = tmpDir();
   const { store } = openStore(dir);
@@ -86,7 +86,8 @@ function expectRejected(
   const file = store.pathFor(h);
   damage(fs.readFileSync(file), file);
   const r = reader ? reader(dir) : openStore(dir);
-  const got = how === 'read' ? r.store.read(h, expectIds ?? b.tokenIds) : r.store.readSummary(h, expectIds ?? b.tokenIds);
+  const ids = expectIds ?? b.tokenIds;
+  const got = how === 'read' ? r.store.read(h, ids) : how === 'keys' ? r.store.readKeys(h, ids) : r.store.readSummary(h, ids);
   assert.equal(got, null);
   assert.equal(r.warnings.length, 1, `warnings: ${JSON.stringify(r.warnings)}`);
   assert.match(r.warnings[0], re);
@@ -229,6 +230,57 @@ test('the summary at the front of a block is read alone, with its own checksum, 
   assert.deepEqual(warnings, []);
   assert.equal(store.read(h, b.tokenIds), null);
   assert.match(warnings[0], /checksum mismatch/);
+});
+
+test('the keys of a block are read alone, up to their own checksum; damage in them is caught, damage in the values is not theirs', () => {
+  const dir = tmpDir();
+  const { store, warnings } = openStore(dir);
+  const {
+    blocks: [b],
+    hashes: [h],
+  } = blocks(1);
+  assert.equal(store.write(h, b), true);
+  const file = store.pathFor(h);
+  const k = store.readKeys(h, b.tokenIds);
+  assert.ok(k);
+  assert.deepEqual(k.tokenIds, b.tokenIds);
+  assert.deepEqual(k.positions, b.positions);
+  assert.equal('values' in k, false);
+  for (let l = 0; l < GEO.nLayers; l++) assert.deepEqual(k.keys[l], b.keys[l], `layer ${l} keys`);
+  // The values are the file's last part: damage there leaves the keys readable, and the full read catches it.
+  const valueBytes = GEO.nLayers * GEO.nKvHeads * L * GEO.headDim * 4;
+  const buf = fs.readFileSync(file);
+  buf[buf.length - 32 - 100] ^= 0x01;
+  fs.writeFileSync(file, buf);
+  assert.ok(store.readKeys(h, b.tokenIds));
+  assert.deepEqual(warnings, []);
+  assert.equal(store.read(h, b.tokenIds), null);
+  assert.match(warnings[0], /checksum mismatch/);
+  // Damage in the keys: readKeys reports it and removes the entry.
+  expectRejected(
+    (bytes, f) => {
+      bytes[bytes.length - 32 - valueBytes - 32 - 100] ^= 0x01;
+      fs.writeFileSync(f, bytes);
+    },
+    /keys checksum mismatch/,
+    undefined,
+    undefined,
+    'keys',
+  );
+  expectRejected(
+    (bytes, f) => fs.writeFileSync(f, bytes.subarray(0, bytes.length - valueBytes - 100)),
+    /truncated/,
+    undefined,
+    undefined,
+    'keys',
+  );
+  expectRejected(
+    (bytes, f) => fs.writeFileSync(f, bytes),
+    /token ids differ/,
+    undefined,
+    Int32Array.from(b.tokenIds, (t, i) => (i === 3 ? t + 1 : t)),
+    'keys',
+  );
 });
 
 test('a damaged summary, a truncated file or other token ids: readSummary returns null, warns and removes the entry', () => {

@@ -401,9 +401,12 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
     const warnings: string[] = [];
     const warm = await setup(dir, 2, (m) => warnings.push(m));
     const fullReads = new Set<string>();
+    const keyReads = new Set<string>();
     const summaryReads = new Set<string>();
     let tableReads = 0;
     const read = warm.store.read.bind(warm.store);
+    const readKeys = warm.store.readKeys.bind(warm.store);
+    warm.store.readKeys = (h, expect) => (candidate.has(h) && keyReads.add(h), readKeys(h, expect));
     const readSummary = warm.store.readSummary.bind(warm.store);
     const readTable = warm.store.readSummaryTable.bind(warm.store);
     warm.store.read = (h, expect) => (candidate.has(h) && fullReads.add(h), read(h, expect));
@@ -417,8 +420,9 @@ test('block memory past its shortlist: every candidate is ranked by its summary,
     assert.equal(warnings.length, table === 'damaged' ? 1 : 0, `${table}: ${warnings.join('; ')}`);
     if (table === 'damaged') assert.match(warnings[0], /\.kvs: checksum mismatch/);
     assert.ok(fs.existsSync(tableFile), `${table}: the table is there for the next question`);
-    // The shortlist, plus the picks' neighbours when those were not on it.
-    assert.ok(fullReads.size <= 16 + 4, `${fullReads.size} candidate blocks read in full (shortlist of 16, 2 picks' neighbours)`);
+    // The shortlist is ranked by its keys alone; only the picks and their neighbours are read in full.
+    assert.equal(keyReads.size, 16, `${keyReads.size} candidate blocks' keys read (the shortlist of 16)`);
+    assert.ok(fullReads.size <= 2 + 4, `${fullReads.size} candidate blocks read in full (2 picks and their neighbours)`);
     assertPicks(r.retrieved, 2);
     for (const b of r.retrieved) {
       assert.ok(b.end <= 563);
