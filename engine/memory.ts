@@ -238,7 +238,11 @@ export class BlockScorer {
     const { nLayers, nHeads, nKvHeads, headDim: d } = this.cfg;
     const queries = Array.from({ length: nLayers }, () => new Float32Array(nHeads * d));
     const keys = (count: number, blocks: number) => Array.from({ length: nLayers }, () => new Float32Array(nKvHeads * blocks * count * d));
-    await this.scoreTable(queries, 1, { count: summaryKeys, keys: keys(summaryKeys, tableBlocks), shifts: new Int32Array(tableBlocks).fill(1) });
+    await this.scoreTable(queries, 1, {
+      count: summaryKeys,
+      keys: keys(summaryKeys, tableBlocks),
+      shifts: new Int32Array(tableBlocks).fill(1),
+    });
     const one = keys(blockTokens, 1);
     await this.score(queries, 1, shortlist, () => ({ count: blockTokens, keys: one, shift: 1 }));
   }

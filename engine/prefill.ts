@@ -16,6 +16,13 @@ import {
 } from './kvstore';
 import { relocatedBatch, topBlocks, type BlockScorer, type MemoryBlock } from './memory';
 
+/** A part of the context the question can be read over alone (PrefillResult.secondReading). */
+export interface SecondReading {
+  readonly over: 'memory' | 'passage';
+  /** Runs the question over the part (not counted as prompt work): the state and step to decode the answer from. */
+  read(): Promise<{ readonly state: KvState; readonly last: StepResult }>;
+}
+
 export interface PrefillProgress {
   readonly done: number;
   readonly total: number;
@@ -43,11 +50,12 @@ export interface PrefillResult {
   /** Blocks that were candidates for retrieval (outside the window, stored). */
   readonly memoryCandidates: number;
   /**
-   * The question read a second time, when the run asked for it: over the sinks and the retrieved blocks alone when
-   * block memory brought something back ('memory'), else over the sinks and the window's passage that best matches the
-   * question's words ('passage', when the window holds more than one). The engine decodes both readings (engine.ts).
+   * The question's second reading, when the run asked for it: over the sinks and the retrieved blocks alone when block
+   * memory brought something back ('memory'), else over the sinks and the window's passage that best matches the
+   * question's words ('passage', when the window holds more than one). `read()` runs the question over that part, once
+   * the engine knows the second reading can change the answer (Engine.needsSecondReading).
    */
-  readonly secondReading?: { readonly state: KvState; readonly last: StepResult; readonly over: 'memory' | 'passage' };
+  readonly secondReading?: SecondReading;
 }
 
 export interface PrefillDeps {
@@ -233,7 +241,7 @@ export class Prefiller {
 
   /**
    * Runs the prompt: `ids[0, contextLength)` are the documents (cached), the rest the question (always computed).
-   * With `secondReading`, the question is also read over a part of the context alone (PrefillResult.secondReading).
+   * With `secondReading`, the question can also be read over a part of the context alone (PrefillResult.secondReading).
    */
   async run(
     ids: readonly number[],
@@ -333,8 +341,13 @@ export class Prefiller {
           ? { state: memoryOnly(state, decoder.shape, this.d.spec), over: 'memory' as const }
           : this.passageOnly(state, ctx, question);
       if (part) {
-        const read = await feedQuestion(part.state, false);
-        secondReading = { state: read.state, last: read.last!, over: part.over };
+        secondReading = {
+          over: part.over,
+          read: async () => {
+            const read = await feedQuestion(part.state, false);
+            return { state: read.state, last: read.last! };
+          },
+        };
       }
     }
     ({ state, last } = await feedQuestion(state));

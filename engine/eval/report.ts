@@ -152,8 +152,9 @@ export function renderMarkdown(run: EvalRun): string {
     if (mode === 'on' && run.cells.some((c) => c.mode === 'on' && c.secondReading)) {
       out.push(
         'Second reading: answers read twice (with the window, and over the retrieved blocks alone, or, with nothing ' +
-          'retrieved, over the window passage that best matches the question), how many the second replaced (likelier ' +
-          'per token, never a `not found`), and of those how many it turned right / wrong:\n',
+          'retrieved, over the window passage that best matches the question; not after a window `not found` that a ' +
+          'passage reading could not replace), how many the second replaced (likelier per token, never a `not found`), ' +
+          'and of those how many it turned right / wrong:\n',
       );
       out.push(
         table(

@@ -101,7 +101,8 @@ export interface CellSummary {
 
 /** ExampleResult.readings counted for CellSummary.secondReading. */
 export function secondReadingCounts(rs: readonly ExampleResult[]): CellSummary['secondReading'] {
-  const twice = rs.filter((r) => r.readings);
+  // A reading reported alone (the second could not change it, Engine.needsSecondReading) was not read twice.
+  const twice = rs.filter((r) => (r.readings?.length ?? 0) > 1);
   if (twice.length === 0) return null;
   const replaced = twice.filter((r) => answeredBy(r.readings) !== 'window');
   const windowRight = (r: ExampleResult): boolean => exactMatch(r.readings!.find((x) => x.context === 'window')!.answer, r.gold);

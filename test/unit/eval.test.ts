@@ -345,6 +345,7 @@ test('second reading counts: replaced answers, and which it turned right or wron
     r('7', read('5', '6', true)), // replaced, wrong both ways
     r('7', read('7', 'not found', false)), // kept
     r('7', null), // read once
+    r('7', read('not found', '7', false).slice(0, 1)), // the second reading could not change it: not read twice
   ] as unknown as ExampleResult[]);
   assert.deepEqual(counts, { read: 4, replaced: 3, gained: 1, lost: 1 });
   assert.equal(secondReadingCounts([r('7', null)] as unknown as ExampleResult[]), null);

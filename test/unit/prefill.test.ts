@@ -317,7 +317,8 @@ test('with secondReading and far blocks retrieved, the question is read again ov
   const r = await s.prefiller.run(prompt, 250, {}, { secondReading: true });
   assert.ok(r.retrieved.length > 0 && r.secondReading);
   assert.equal(r.secondReading.over, 'memory');
-  const m = r.secondReading.state;
+  const second = await r.secondReading.read();
+  const m = second.state;
   const pinned = Array.from(m.origins).filter((_, i) => m.pinned[i] === 1);
   const rest = Array.from(m.positions).filter((_, i) => m.pinned[i] === 0);
   assert.deepEqual(
@@ -328,7 +329,7 @@ test('with secondReading and far blocks retrieved, the question is read again ov
   assert.equal(m.nextPos, r.state.nextPos);
   assert.deepEqual(Array.from(r.state.positions), Array.from(plain.state.positions), 'the first reading is unchanged');
   assert.ok(maxDiff(r.last.logits, plain.last.logits) === 0);
-  assert.ok(maxDiff(r.secondReading.last.logits, r.last.logits) > 0, 'the readings differ');
+  assert.ok(maxDiff(second.last.logits, r.last.logits) > 0, 'the readings differ');
   // The context came from disk this time: computed = the probe and the question (10 tokens each); the second
   // reading's pass over the question is not prompt work.
   assert.equal(r.reused, 250);
@@ -359,7 +360,7 @@ test('with secondReading and nothing retrieved, the question is read again over 
   const r = await prefiller.run([...ctx, ...question], 400, {}, { secondReading: true });
   assert.equal(r.retrieved.length, 0);
   assert.equal(r.secondReading?.over, 'passage');
-  const kept = Array.from(r.secondReading!.state.positions);
+  const kept = Array.from((await r.secondReading!.read()).state.positions);
   const sinksAndPassage = kept.filter((p) => p < 400);
   // lo = 4 (the sinks): passages [4, 132), [132, 260), [260, 388), [388, 400); [260, 388) holds the question's words.
   assert.deepEqual(sinksAndPassage, [0, 1, 2, 3, ...Array.from({ length: 388 + 12 - 228 }, (_, k) => 228 + k)]);

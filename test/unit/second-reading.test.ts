@@ -36,6 +36,16 @@ async function load(secondReading: boolean): Promise<Engine> {
   });
 }
 
+/** Counts Engine.read calls (one per reading decoded). */
+function countReads(engine: Engine): () => number {
+  type Read = (...a: unknown[]) => Promise<Reading>;
+  const inner = engine as unknown as { read: Read };
+  const real = inner.read.bind(engine);
+  let calls = 0;
+  inner.read = (...a) => (calls++, real(...a));
+  return () => calls;
+}
+
 test('logSoftmaxAt is the log of the softmax probability, stable for large logits', () => {
   const row = new Float32Array([1000, 1001, 999]);
   const z = Math.exp(-1) + 1 + Math.exp(-2);
@@ -161,6 +171,36 @@ test('when the memory reading wins, its answer and tokens are the ones streamed 
     );
   } finally {
     await engine.dispose();
+  }
+});
+
+test('a window `not found` is read again when far blocks came back, and not when the second reading is over a passage', async () => {
+  const absent = 'What is the launch code of the lighthouse?';
+  // Far blocks retrieved: the blocks alone may hold what the window reading overlooked.
+  const engine = await load(true);
+  try {
+    const res = await engine.ask({ ...req, question: absent });
+    assert.ok(res.retrieved.length > 0, 'block memory brought a far block back');
+    assert.equal(res.readings?.[0].answer, 'not found', `premise: the window reading says not found (${res.readings?.[0].answer})`);
+    assert.equal(res.readings.length, 2);
+  } finally {
+    await engine.dispose();
+  }
+  // Nothing retrieved (the document fits the window): a passage reading can never replace a `not found`, so it is not
+  // run, and the answer is the window's.
+  const inWindow = await Engine.load({ modelDir, cacheDir: null, memory: { topK: 1 } });
+  try {
+    const lines = Array.from({ length: 14 }, (_, i) => `Note ${i}: module ${i} built in ${(i * 37) % 91} seconds on runner ${i % 7}.`);
+    const reads = countReads(inWindow);
+    const res = await inWindow.ask({ docs: [{ path: 'n.txt', text: lines.join('\n') }], question: absent, maxNewTokens: 12 });
+    assert.equal(res.retrieved.length, 0);
+    assert.deepEqual(
+      res.readings?.map((r) => [r.context, r.answer, r.chosen]),
+      [['window', 'not found', true]],
+    );
+    assert.equal(reads(), 1, 'one reading decoded');
+  } finally {
+    await inWindow.dispose();
   }
 });
 
