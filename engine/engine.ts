@@ -48,11 +48,7 @@ export interface EngineOptions {
    * share (0: attention only); the topK best come back, each with the block after it. `secondReading` (default on):
    * a quoted, greedy answer is also read over the retrieved blocks alone, and the likelier answer kept (SECOND_READING).
    */
-  readonly memory?: {
-    readonly topK: number;
-    readonly lexicalWeight?: number;
-    readonly secondReading?: boolean;
-  } | null;
+  readonly memory?: { readonly topK: number; readonly lexicalWeight?: number; readonly secondReading?: boolean } | null;
   /** Tokens per cached block. */
   readonly blockSize?: number;
   /** Receives cache problems (a corrupt entry, a read-only folder); default: stderr. */
@@ -144,14 +140,13 @@ export function answeredBy(readings: AskResult['readings'] | undefined): Reading
   return readings?.find((r) => r.chosen)?.context ?? null;
 }
 
-/**
- * One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). Its
- * attribution is worked out when first asked for: a reading that is not kept never needs it.
- */
+/** One decoded answer token; `emit` is false for a token a stop string cut to nothing (it is never streamed). */
 interface ReadToken {
   readonly tokenId: number;
   readonly text: string;
-  readonly attribution: () => TokenAttribution;
+  // Worked out as the token is decoded: deferring it to the kept reading would keep every token's attention rows
+  // alive meanwhile (megabytes per token for a real-size model at a long context).
+  readonly attribution: TokenAttribution;
   readonly emit: boolean;
 }
 
@@ -424,9 +419,8 @@ export class Engine {
       let firstTokenMs = 0;
       pick.tokens.forEach((t, i) => {
         if (t.emit) {
-          const attribution = t.attribution();
           if (firstTokenMs === 0) firstTokenMs = performance.now() - t0;
-          hooks.onToken?.({ index: i, tokenId: t.tokenId, text: t.text, attribution });
+          hooks.onToken?.({ index: i, tokenId: t.tokenId, text: t.text, attribution: t.attribution });
         }
         progress(i + 1);
       });
@@ -450,11 +444,11 @@ export class Engine {
       generatedTokens: reading.tokens.length,
       timings: { prefillMs, firstTokenMs: reading.firstTokenMs, decodeMs },
       passages: buildPassages(
-        reading.tokens.map((t) => t.attribution()),
+        reading.tokens.map((t) => t.attribution),
         prompt.origin,
         req.docs,
       ),
-      tokens: reading.tokens.map((t) => ({ text: t.text, attribution: t.attribution() })),
+      tokens: reading.tokens.map(({ text, attribution }) => ({ text, attribution })),
       prompt,
     };
   }
@@ -474,8 +468,8 @@ export class Engine {
 
   /**
    * Decodes an answer from a prefilled state: sample (or quote against `quotes`), stop on EOS, a stop string or the
-   * token limit. `live` streams the tokens as they come, each attributed; without it the caller streams the reading it
-   * keeps, and only that one's tokens are attributed (ReadToken.attribution).
+   * token limit, attribute each token. `live` streams the tokens as they come; without it the caller streams the
+   * reading it keeps.
    */
   private async read(
     start: { readonly state: KvState; readonly last: StepResult },
@@ -524,8 +518,7 @@ export class Engine {
       }
       const att = step.attentions!;
       const nRows = att.layers[0].length / (this.cfg.nHeads * att.keyPositions.length);
-      let attributed: TokenAttribution | null = null;
-      const attribution = (): TokenAttribution => (attributed ??= attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin));
+      const attribution = attributeRow(att, this.cfg.nHeads, nRows - 1, nRows, prompt.origin);
       if (quote?.active) quote.commit(visibleAfter(tokenId));
       generated.push(tokenId);
       let text = decoder.push(tokenId);
@@ -540,12 +533,12 @@ export class Engine {
         text = answer.slice(before, Math.max(before, cut));
         answer = answer.slice(0, cut);
         tokens.push({ tokenId, text, attribution, emit: text.length > 0 });
-        if (text) live?.onToken({ index: tokens.length - 1, tokenId, text, attribution: attribution() });
+        if (text) live?.onToken({ index: tokens.length - 1, tokenId, text, attribution });
         stopReason = 'stop';
         break;
       }
       tokens.push({ tokenId, text, attribution, emit: true });
-      live?.onToken({ index: tokens.length - 1, tokenId, text, attribution: attribution() });
+      live?.onToken({ index: tokens.length - 1, tokenId, text, attribution });
       live?.progress(i + 1);
       if (i + 1 < maxNew) step = await this.decoder.step(state, [tokenId], { attentions: true });
       state = step.state;
