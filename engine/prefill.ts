@@ -450,12 +450,12 @@ export class Prefiller {
     const shape = decoder.shape;
     const topK = this.d.memoryTopK!;
     // Candidates: stored blocks that begin before the local window and are not wholly sinks, ranked first by their
-    // summaries. The block the window's start cuts is one: its tokens before the window are out of the question's reach
-    // otherwise (it comes back only up to the window, PrefillResult.retrieved).
+    // summaries. The block the window's start cuts is one when it holds tokens before the window besides sinks: they are
+    // out of the question's reach otherwise (it comes back only up to the window, PrefillResult.retrieved).
     let first = 0;
     while ((first + 1) * B <= spec.sinks) first++;
     let end = first;
-    while (end < hashes.length && end * B < before) end++;
+    while (end < hashes.length && Math.max(end * B, spec.sinks) < before) end++;
     const found = end > first ? this.candidateSummaries(ctx, hashes, first, end) : null;
     if (!found) return { state, retrieved: [], candidates: 0, probeTokens: 0 };
     const candidateIdx = found.blocks;
@@ -528,17 +528,18 @@ export class Prefiller {
       head: this.d.successorTokens ?? SUCCESSOR_TOKENS,
       tail: this.d.predecessorTokens ?? PREDECESSOR_TOKENS,
     })
-      // The block the window's start cuts comes back up to the window: the rest is in the window already.
-      .map((r) => ({ ...r, to: Math.min(r.to, before - candidateIdx[r.i] * B) }))
+      // The block the window's start cuts comes back up to the window (the rest is in the window already), and no block
+      // brings back sink positions (they are in the cache already).
+      .map((r) => ({
+        ...r,
+        from: Math.max(r.from, spec.sinks - candidateIdx[r.i] * B),
+        to: Math.min(r.to, before - candidateIdx[r.i] * B),
+      }))
       .filter((r) => r.from < r.to);
-    // Sink positions are in the cache already: a retrieved block brings only the rest.
     const load = ({ i, from, to }: BlockRange): MemoryBlock | null => {
       const b = candidateIdx[i];
       const blk = readFull(b);
-      return (
-        blk &&
-        sliceBlock({ start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values }, Math.max(from, spec.sinks - b * B), to, shape)
-      );
+      return blk && sliceBlock({ start: b * B, end: (b + 1) * B, keys: blk.keys, values: blk.values }, from, to, shape);
     };
     const blocks = best.map(load).filter((b): b is MemoryBlock => b !== null);
     const batch = relocatedBatch(blocks, shape, this.d.invFreq, placeEnd, spec.sinks);

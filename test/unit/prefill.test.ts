@@ -485,6 +485,22 @@ test('block memory with a lexical weight brings back the far block that repeats 
   }
 });
 
+test('block memory with the window starting at or just past the sinks: no sink brought back, no empty block', async () => {
+  // Contexts of 45-63 tokens: the question's window (48) starts at positions -2 .. 16, around the 4 sinks; block 0
+  // (0..15) is the only block that can hold tokens before the window.
+  const s = await setup(tmp(), 2, () => {}, null, 8);
+  for (let ctxLen = 45; ctxLen <= 63; ctxLen++) {
+    const prompt = ids(ctxLen + 10, 30 + ctxLen);
+    const r = await s.prefiller.run(prompt, ctxLen, {});
+    const before = ctxLen - 48 + 1;
+    assert.equal(r.memoryCandidates, before > 4 ? 1 : 0, `context ${ctxLen}: candidates`);
+    for (const b of r.retrieved) {
+      assert.ok(b.start >= 4 && b.start < b.end && b.end <= Math.min(16, before), `context ${ctxLen}: retrieved ${b.start}..${b.end}`);
+    }
+  }
+  await s.decoder.dispose();
+});
+
 test('block memory reaches the tokens just before the window: the block the window start cuts comes back up to it', async () => {
   // Window start for the question: 610 - 48 + 1 = 563. Block 35 (560..575) is cut there: 560..562 lie before the window.
   const prompt = ids(620, 11);
