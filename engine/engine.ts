@@ -330,16 +330,13 @@ export class Engine {
     const encodings = new EncodingCache(tokenizer, opts.cacheDir ? path.join(store.modelDir, 'encodings') : null);
     // First runs set things up (the tokenizer's encoder, onnxruntime's kernels and memory arenas): done here, so the
     // first question does not pay for them. The step is shaped like a question's: over sinks, window and retrieved
-    // blocks. Only for a small model (the one with a short-step session): there first runs are a large share of a
-    // warm ask (~15 ms of ~110), while a real-size model's question-shaped step at its window would hold ~100 MB of
-    // zeros at load for a share of its ask that is small.
+    // blocks. Without it the first warm 32k-token ask took ~15 ms longer on the built-in model and ~120 ms longer on
+    // random-100m (363 against 231-245 ms without block memory, BENCHMARKS.md), whose load it lengthens by ~0.5 s.
     tokenizer.encode(QUESTION_PREFIX, { allowSpecial: false });
-    if (decoder.shortStepSession) {
-      const retrievedSlots = memory ? memory.topK * (blockSize + SUCCESSOR_TOKENS + PREDECESSOR_TOKENS) : 0;
-      await decoder.warmUp(attention.sinks + (attention.window ?? 512) + retrievedSlots, 16);
-      // A summary table of a 64k-token context, and the shortlist retrieve() ranks by all of its keys.
-      if (scorer && memory) await scorer.warmUp(blockSize, DEFAULT_SUMMARY_KEYS, Math.ceil(65536 / blockSize), shortlistSize(memory.topK));
-    }
+    const retrievedSlots = memory ? memory.topK * (blockSize + SUCCESSOR_TOKENS + PREDECESSOR_TOKENS) : 0;
+    await decoder.warmUp(attention.sinks + (attention.window ?? 512) + retrievedSlots, 16);
+    // A summary table of a 64k-token context, and the shortlist retrieve() ranks by all of its keys.
+    if (scorer && memory) await scorer.warmUp(blockSize, DEFAULT_SUMMARY_KEYS, Math.ceil(65536 / blockSize), shortlistSize(memory.topK));
     return new Engine(
       dir,
       cfg,
