@@ -1008,22 +1008,39 @@ export class KvBlockStore {
     };
   }
 
-  /** A block's keys (KvBlock without values), or a description of what is wrong; `buf` runs to the keys' checksum. */
-  private decodeKeys(fd: number, size: number, hash: string, expectIds: ArrayLike<number>): KvKeys | string {
-    const head = readWhole(fd, Math.min(size, HEADER_BYTES), 0);
-    const h = this.checkHeader(head, size, hash);
+  /**
+   * The front of an open block file up to one of its inner checksums (`endOf(len, r)`: the summary's or the keys'),
+   * checked against its header, that checksum and the expected token ids; or a description of what is wrong.
+   */
+  private readFront(
+    fd: number,
+    size: number,
+    hash: string,
+    expectIds: ArrayLike<number>,
+    endOf: (len: number, r: number) => number,
+    what: string,
+  ): { buf: Buffer; len: number; r: number; tok: Int32Array[] } | string {
+    const h = this.checkHeader(readWhole(fd, Math.min(size, HEADER_BYTES), 0), size, hash);
     if (typeof h === 'string') return h;
     const { len, r } = h;
-    const g = this.geometry;
-    const end = keysEnd(g, len, r);
+    const end = endOf(len, r);
     const buf = readWhole(fd, end, 0);
     if (buf.length < end) return `truncated while reading (${buf.length} of ${end} bytes)`;
     const sum = createHash('sha256')
       .update(buf.subarray(0, end - TRAILER_BYTES))
       .digest();
-    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return 'keys checksum mismatch (corrupt data)';
+    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return `${what} checksum mismatch (corrupt data)`;
     const tok = this.checkTokens(buf, len, expectIds);
     if (typeof tok === 'string') return tok;
+    return { buf, len, r, tok };
+  }
+
+  /** A block's keys (KvBlock without values), or a description of what is wrong. */
+  private decodeKeys(fd: number, size: number, hash: string, expectIds: ArrayLike<number>): KvKeys | string {
+    const g = this.geometry;
+    const front = this.readFront(fd, size, hash, expectIds, (len, r) => keysEnd(g, len, r), 'keys');
+    if (typeof front === 'string') return front;
+    const { buf, len, r, tok } = front;
     const per = g.nKvHeads * len * g.headDim;
     const from = summaryEnd(g, len, r);
     return {
@@ -1035,20 +1052,10 @@ export class KvBlockStore {
 
   /** The summary at the front of an open block file, or a description of what is wrong with it. */
   private decodeSummary(fd: number, size: number, hash: string, expectIds: ArrayLike<number>): BlockSummary | string {
-    const head = readWhole(fd, Math.min(size, HEADER_BYTES), 0);
-    const h = this.checkHeader(head, size, hash);
-    if (typeof h === 'string') return h;
-    const { len, r } = h;
     const g = this.geometry;
-    const end = summaryEnd(g, len, r);
-    const buf = Buffer.concat([head, readWhole(fd, end - HEADER_BYTES, HEADER_BYTES)]);
-    if (buf.length < end) return `truncated while reading (${buf.length} of ${end} bytes)`;
-    const sum = createHash('sha256')
-      .update(buf.subarray(0, end - TRAILER_BYTES))
-      .digest();
-    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return 'summary checksum mismatch (corrupt data)';
-    const tok = this.checkTokens(buf, len, expectIds);
-    if (typeof tok === 'string') return tok;
+    const front = this.readFront(fd, size, hash, expectIds, (len, r) => summaryEnd(g, len, r), 'summary');
+    if (typeof front === 'string') return front;
+    const { buf, len, r, tok } = front;
     const layers: LayerSummary[] = [];
     let off = HEADER_BYTES + 8 * len;
     const n = g.nKvHeads * r;

@@ -65,6 +65,28 @@ function resum(buf: Buffer): Buffer {
   return buf;
 }
 
+/** Damages a byte of the values (the file's end): `partial` still reads the entry, `full` reports it and warns. */
+function damageValues(file: string, partial: () => unknown, full: () => unknown, warnings: readonly string[]): void {
+  const buf = fs.readFileSync(file);
+  buf[buf.length - 32 - 100] ^= 0x01;
+  fs.writeFileSync(file, buf);
+  assert.ok(partial());
+  assert.deepEqual(warnings, []);
+  assert.equal(full(), null);
+  assert.match(warnings[0], /checksum mismatch/);
+}
+
+/** A fresh store holding one written block: the store, its warnings, the block, its key and its file. */
+function oneStoredBlock() {
+  const { store, warnings } = openStore(tmpDir());
+  const {
+    blocks: [b],
+    hashes: [h],
+  } = blocks(1);
+  assert.equal(store.write(h, b), true);
+  return { store, warnings, b, h, file: store.pathFor(h) };
+}
+
 /**
  * Writes one block, damages its file with `damage`, then reads it back (in full, or only its summary): expects null,
  * one warning matching `re`, file gone.
@@ -194,14 +216,7 @@ test('a truncated file (cut mid-payload, and cut inside the header)', () => {
 });
 
 test('the summary at the front of a block is read alone, with its own checksum, and leaves the LRU order alone', () => {
-  const dir = tmpDir();
-  const { store, warnings } = openStore(dir);
-  const {
-    blocks: [b],
-    hashes: [h],
-  } = blocks(1);
-  assert.equal(store.write(h, b), true);
-  const file = store.pathFor(h);
+  const { store, warnings, b, h, file } = oneStoredBlock();
   const mtime = fs.statSync(file).mtimeMs;
   const s = store.readSummary(h, b.tokenIds);
   assert.ok(s);
@@ -223,24 +238,16 @@ test('the summary at the front of a block is read alone, with its own checksum, 
   }
   assert.equal(fs.statSync(file).mtimeMs, mtime, 'scoring does not make a block recent');
   // The K/V payload is outside the summary: damage there leaves the summary readable, and the full read catches it.
-  const buf = fs.readFileSync(file);
-  buf[buf.length - 32 - 100] ^= 0x01;
-  fs.writeFileSync(file, buf);
-  assert.ok(store.readSummary(h, b.tokenIds));
-  assert.deepEqual(warnings, []);
-  assert.equal(store.read(h, b.tokenIds), null);
-  assert.match(warnings[0], /checksum mismatch/);
+  damageValues(
+    file,
+    () => store.readSummary(h, b.tokenIds),
+    () => store.read(h, b.tokenIds),
+    warnings,
+  );
 });
 
 test('the keys of a block are read alone, up to their own checksum; damage in them is caught, damage in the values is not theirs', () => {
-  const dir = tmpDir();
-  const { store, warnings } = openStore(dir);
-  const {
-    blocks: [b],
-    hashes: [h],
-  } = blocks(1);
-  assert.equal(store.write(h, b), true);
-  const file = store.pathFor(h);
+  const { store, warnings, b, h, file } = oneStoredBlock();
   const k = store.readKeys(h, b.tokenIds);
   assert.ok(k);
   assert.deepEqual(k.tokenIds, b.tokenIds);
@@ -249,13 +256,12 @@ test('the keys of a block are read alone, up to their own checksum; damage in th
   for (let l = 0; l < GEO.nLayers; l++) assert.deepEqual(k.keys[l], b.keys[l], `layer ${l} keys`);
   // The values are the file's last part: damage there leaves the keys readable, and the full read catches it.
   const valueBytes = GEO.nLayers * GEO.nKvHeads * L * GEO.headDim * 4;
-  const buf = fs.readFileSync(file);
-  buf[buf.length - 32 - 100] ^= 0x01;
-  fs.writeFileSync(file, buf);
-  assert.ok(store.readKeys(h, b.tokenIds));
-  assert.deepEqual(warnings, []);
-  assert.equal(store.read(h, b.tokenIds), null);
-  assert.match(warnings[0], /checksum mismatch/);
+  damageValues(
+    file,
+    () => store.readKeys(h, b.tokenIds),
+    () => store.read(h, b.tokenIds),
+    warnings,
+  );
   // Damage in the keys: readKeys reports it and removes the entry.
   expectRejected(
     (bytes, f) => {
