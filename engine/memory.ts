@@ -186,20 +186,21 @@ export class BlockScorer {
         const blk = load(b);
         if (blk) blocks.push({ b, blk });
       }
-      if (blocks.length === 0) continue;
-      const len = blocks[0].blk.count;
-      if (blocks.some(({ blk }) => blk.count !== len)) throw new Error('BlockScorer: blocks of one group must have equal key counts');
-      const nb = blocks.length;
-      const keys = Array.from({ length: nLayers }, (_, l) => {
-        const out = new Float32Array(nKvHeads * nb * len * d);
-        blocks.forEach(({ blk }, i) => {
-          for (let g = 0; g < nKvHeads; g++) out.set(blk.keys[l].subarray(g * len * d, (g + 1) * len * d), (g * nb + i) * len * d);
+      // One scorer run per key count (a block cut short has fewer keys than the rest).
+      for (const len of new Set(blocks.map(({ blk }) => blk.count))) {
+        const same = blocks.filter(({ blk }) => blk.count === len);
+        const nb = same.length;
+        const keys = Array.from({ length: nLayers }, (_, l) => {
+          const out = new Float32Array(nKvHeads * nb * len * d);
+          same.forEach(({ blk }, i) => {
+            for (let g = 0; g < nKvHeads; g++) out.set(blk.keys[l].subarray(g * len * d, (g + 1) * len * d), (g * nb + i) * len * d);
+          });
+          return out;
         });
-        return out;
-      });
-      await this.runGroup(qTensors, nQuestion, { count: len, keys, shifts: blocks.map(({ blk }) => blk.shift ?? 0) }, (i, cell, v) => {
-        lse[blocks[i].b * cells + cell] = v;
-      });
+        await this.runGroup(qTensors, nQuestion, { count: len, keys, shifts: same.map(({ blk }) => blk.shift ?? 0) }, (i, cell, v) => {
+          lse[same[i].b * cells + cell] = v;
+        });
+      }
     }
     return sharesOverBlocks(lse, cells, blockCount, headWeights, nQuestion);
   }

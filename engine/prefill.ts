@@ -465,6 +465,9 @@ export class Prefiller {
     const shift = (b: number): number => placeEnd - B - b * B;
     // The shortlist is ranked by keys alone (half of each file); the blocks that come back are read whole.
     const readKeys = (b: number): KvKeys | null => store.readKeys(hashes[b], ctx.slice(b * B, (b + 1) * B));
+    // Where block b's part that can come back ends: the block the window's start cuts is ranked by its tokens before
+    // the window, the ones it would bring back (its others are in the window already).
+    const reach = (b: number): number => Math.min((b + 1) * B, before);
     const readFull = (b: number): KvBlock | null => store.read(hashes[b], ctx.slice(b * B, (b + 1) * B));
     // Probe: the question's queries at its real positions.
     const probe = await decoder.step(state, question, { queries: true });
@@ -490,7 +493,7 @@ export class Prefiller {
       lex = shares(
         lexicalScores(
           question.map(termOf),
-          candidateIdx.map((b) => folded.subarray(b * B - lo, (b + 1) * B - lo)),
+          candidateIdx.map((b) => folded.subarray(b * B - lo, reach(b) - lo)),
         ),
       );
     }
@@ -514,7 +517,9 @@ export class Prefiller {
       (j) => {
         const b = candidateIdx[shortlist[j]];
         const blk = readKeys(b);
-        return blk && { count: B, keys: blk.keys, shift: shift(b) };
+        const n = reach(b) - b * B;
+        const keys = blk && (n === B ? blk.keys : blk.keys.map((k) => headRows(k, shape.nKvHeads, B, n, shape.headDim)));
+        return keys && { count: n, keys, shift: shift(b) };
       },
       32,
       weights,
@@ -578,6 +583,13 @@ export const SUCCESSOR_TOKENS = 32;
  * needle, multikey, not found) 198 / 240 both ways.
  */
 export const PREDECESSOR_TOKENS = 32;
+
+/** The first `n` of `len` rows of every head of (nKvHeads, len, headDim) keys. */
+function headRows(keys: Float32Array, nKvHeads: number, len: number, n: number, d: number): Float32Array {
+  const out = new Float32Array(nKvHeads * n * d);
+  for (let h = 0; h < nKvHeads; h++) out.set(keys.subarray(h * len * d, (h * len + n) * d), h * n * d);
+  return out;
+}
 
 /** Tokens [from, to) of a block, counted from its start (the block itself when that is all of it). */
 export function sliceBlock(blk: MemoryBlock, from: number, to: number, shape: KvShape): MemoryBlock {

@@ -522,6 +522,25 @@ test('block memory reaches the tokens just before the window: the block the wind
   await s.decoder.dispose();
 });
 
+test('the block the window start cuts is ranked by its tokens before the window, not by those inside it', async () => {
+  // Window start for the question: 610 - 48 + 1 = 563. The phrase sits in block 35 (560..575) but inside the window
+  // (565..569): the part of block 35 that could come back (560..562) does not hold it.
+  const prompt = ids(620, 13);
+  const phrase = [5, 17, 29, 41, 53];
+  prompt.splice(565, phrase.length, ...phrase);
+  prompt.splice(610, 10, 1, 2, ...phrase, 3, 4, 6);
+  const s = await setup(tmp(), 2, () => {}, null, 8);
+  const scorer = (s.prefiller as unknown as { d: { scorer: BlockScorer } }).d.scorer;
+  scorer.score = (_q, _n, count) => Promise.resolve(Float64Array.from({ length: count }, (_, i) => count - i));
+  const r = await s.prefiller.run(prompt, 610, {});
+  assert.equal(r.memoryCandidates, 36);
+  assert.ok(
+    !r.retrieved.some((b) => b.start >= 560 && b.start < 563),
+    `retrieved ${r.retrieved.map((b) => `${b.start}..${b.end}`).join(', ')}`,
+  );
+  await s.decoder.dispose();
+});
+
 test('scoreBlocks ranks the block whose keys match the queries first', () => {
   const small = testConfig({ nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 8 });
   const q = new Float32Array(2 * 8).fill(0);
@@ -601,6 +620,25 @@ test('the onnxruntime block scorer equals the plain scoring loop', async () => {
       expected.some((x, b) => Math.abs(x - plain[b]) > 1e-2),
       'the shifts change the scores (the test can tell shifted from unshifted)',
     );
+
+    // A block cut short (fewer keys, as the one the window's start cuts) in a group with whole ones.
+    const short = 5;
+    const cut = (i: number) =>
+      i === 2
+        ? {
+            count: short,
+            keys: blocks[i].keys.map((k) => {
+              const out = new Float32Array(c.nKvHeads * short * c.headDim);
+              for (let h = 0; h < c.nKvHeads; h++)
+                out.set(k.subarray(h * len * c.headDim, (h * len + short) * c.headDim), h * short * c.headDim);
+              return out;
+            }),
+          }
+        : blocks[i];
+    const jsCut = scoreBlocks(c, queries, nQ, blocks.length, cut);
+    const ortCut = await scorer.score(queries, nQ, blocks.length, cut, 4);
+    for (let b = 0; b < blocks.length; b++)
+      assert.ok(Math.abs(ortCut[b] - jsCut[b]) < 1e-4, `cut, block ${b}: ${ortCut[b]} vs ${jsCut[b]}`);
   } finally {
     await scorer.dispose();
   }
