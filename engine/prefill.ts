@@ -2,7 +2,7 @@
 // block-aligned chunks while writing new blocks, and (block memory) bring far blocks back for the question.
 import type { AttentionSpec, ModelConfig } from './types';
 import type { Decoder, StepResult } from './runtime/decoder';
-import { insertPinned, memoryOnly, selectSlots, type KvShape, type KvState } from './runtime/kv';
+import { headSlots, insertPinned, memoryOnly, selectSlots, type KvShape, type KvState } from './runtime/kv';
 import { lexicalScores, shares } from './lexical';
 import {
   blockHashes,
@@ -221,12 +221,7 @@ export class Prefiller {
     const put = (key: string, start: number, len: number): void => {
       if (store.has(key)) return;
       const t0 = start - from;
-      const cut = (a: Float32Array): Float32Array => {
-        const out = new Float32Array(shape.nKvHeads * len * shape.headDim);
-        for (let h = 0; h < shape.nKvHeads; h++)
-          out.set(a.subarray((h * n + t0) * shape.headDim, (h * n + t0 + len) * shape.headDim), h * len * shape.headDim);
-        return out;
-      };
+      const cut = (a: Float32Array): Float32Array => headSlots(a, shape.nKvHeads, n, t0, t0 + len, shape.headDim);
       store.write(key, {
         tokenIds: Int32Array.from(ctx.slice(start, start + len)),
         positions: Int32Array.from({ length: len }, (_, i) => start + i),
@@ -518,7 +513,7 @@ export class Prefiller {
         const b = candidateIdx[shortlist[j]];
         const blk = readKeys(b);
         const n = reach(b) - b * B;
-        const keys = blk && (n === B ? blk.keys : blk.keys.map((k) => headRows(k, shape.nKvHeads, B, n, shape.headDim)));
+        const keys = blk && (n === B ? blk.keys : blk.keys.map((k) => headSlots(k, shape.nKvHeads, B, 0, n, shape.headDim)));
         return keys && { count: n, keys, shift: shift(b) };
       },
       32,
@@ -584,25 +579,12 @@ export const SUCCESSOR_TOKENS = 32;
  */
 export const PREDECESSOR_TOKENS = 32;
 
-/** The first `n` of `len` rows of every head of (nKvHeads, len, headDim) keys. */
-function headRows(keys: Float32Array, nKvHeads: number, len: number, n: number, d: number): Float32Array {
-  const out = new Float32Array(nKvHeads * n * d);
-  for (let h = 0; h < nKvHeads; h++) out.set(keys.subarray(h * len * d, (h * len + n) * d), h * n * d);
-  return out;
-}
-
 /** Tokens [from, to) of a block, counted from its start (the block itself when that is all of it). */
 export function sliceBlock(blk: MemoryBlock, from: number, to: number, shape: KvShape): MemoryBlock {
   const len = blk.end - blk.start;
   to = Math.min(to, len);
   if (from === 0 && to === len) return blk;
-  const n = to - from;
-  const { nKvHeads, headDim } = shape;
-  const cut = (a: Float32Array): Float32Array => {
-    const out = new Float32Array(nKvHeads * n * headDim);
-    for (let h = 0; h < nKvHeads; h++) out.set(a.subarray((h * len + from) * headDim, (h * len + to) * headDim), h * n * headDim);
-    return out;
-  };
+  const cut = (a: Float32Array): Float32Array => headSlots(a, shape.nKvHeads, len, from, to, shape.headDim);
   return { start: blk.start + from, end: blk.start + to, keys: blk.keys.map(cut), values: blk.values.map(cut) };
 }
 

@@ -8,7 +8,7 @@ import { matmulParameters } from '../config';
 import { buildDecoderGraph, ropeInverseFrequencies, type WeightFormat } from '../graph/decoder';
 import { IO } from '../graph/io';
 import { rerotateKeys } from '../memory';
-import { attentionBias, evictInvisible, evictionSlack, type KvShape, type KvState, emptyState } from './kv';
+import { attentionBias, evictInvisible, evictionSlack, headSlots, type KvShape, type KvState, emptyState } from './kv';
 
 export interface DecoderOptions {
   readonly attention: AttentionSpec;
@@ -250,12 +250,7 @@ export class Decoder {
       values: Array.from({ length: nLayers }, (_, l) => out[IO.presentValue(l)].data as Float32Array),
       nextPos: state.nextPos + n,
     };
-    const lastN = (a: Float32Array): Float32Array => {
-      const out = new Float32Array(nKvHeads * n * headDim);
-      for (let h = 0; h < nKvHeads; h++)
-        out.set(a.subarray((h * total + state.nSlots) * headDim, (h * total + total) * headDim), h * n * headDim);
-      return out;
-    };
+    const lastN = (a: Float32Array): Float32Array => headSlots(a, nKvHeads, total, state.nSlots, total, headDim);
     const result: StepResult = {
       state: evictInvisible(grown, this.shape, this.spec, evictionSlack(this.spec)),
       ...(opts.captureNew ? { newKv: { keys: grown.keys.map(lastN), values: grown.values.map(lastN) } } : {}),

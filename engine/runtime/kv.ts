@@ -26,6 +26,14 @@ export interface KvShape {
   readonly headDim: number;
 }
 
+/** Slots [from, to) of every head of a (nKvHeads, len, headDim) key or value array, as a new (nKvHeads, to - from, headDim) one. */
+export function headSlots(a: Float32Array, nKvHeads: number, len: number, from: number, to: number, headDim: number): Float32Array {
+  const n = to - from;
+  const out = new Float32Array(nKvHeads * n * headDim);
+  for (let h = 0; h < nKvHeads; h++) out.set(a.subarray((h * len + from) * headDim, (h * len + to) * headDim), h * n * headDim);
+  return out;
+}
+
 export function emptyState(shape: KvShape, nextPos = 0): KvState {
   const none = Array.from({ length: shape.nLayers }, () => new Float32Array(0));
   return {
