@@ -2,11 +2,11 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import type { AttentionSpec, ModelConfig, Tokenizer } from './types';
-import { loadConfig } from './config';
+import { loadConfig, matmulParameters } from './config';
 import { openCheckpoint, validateCheckpoint } from './safetensors';
 import { loadTokenizer } from './tokenizer';
 import * as os from 'node:os';
-import { Decoder, type StepResult } from './runtime/decoder';
+import { Decoder, SMALL_MODEL_MATMUL_PARAMS, type StepResult } from './runtime/decoder';
 import type { KvState } from './runtime/kv';
 import { ropeInverseFrequencies } from './graph/decoder';
 import { KvBlockStore, modelFingerprint, DEFAULT_BLOCK_TOKENS } from './kvstore';
@@ -244,6 +244,26 @@ export const SECOND_READING = true;
  */
 export const DEFAULT_MEMORY_TOP_K = 1;
 
+/** What Engine.rehearse needs: an engine over a fresh store in `folder` sharing the sessions, a document length, warn. */
+interface Stage {
+  open(folder: string): Engine;
+  readonly tokens: number;
+  readonly warn: (msg: string) => void;
+}
+const REHEARSAL_QUESTION = 'What is the code of item 3?';
+/** Numbered lines of made-up facts, about `tokens` tokens long (Engine.load's rehearsal). */
+function rehearsalText(tokenizer: Tokenizer, tokens: number): string {
+  const lines: string[] = [];
+  const colours = ['amber', 'cobalt', 'crimson', 'jade', 'ochre', 'slate', 'teal', 'violet'];
+  let count = 0;
+  for (let i = 1; count < tokens; i++) {
+    const line = `Item ${i} is ${colours[i % colours.length]}; its code is ${(i * 7919) % 100000}.\n`;
+    count += tokenizer.count(line);
+    lines.push(line);
+  }
+  return lines.join('');
+}
+
 export class Engine {
   private constructor(
     readonly modelDir: string,
@@ -261,7 +281,11 @@ export class Engine {
     private readonly encodings: EncodingCache,
     /** Whether a quoted, greedy answer is also read over a part of the context alone (SECOND_READING). */
     private readonly secondReading: boolean,
+    /** Makes the engine a rehearsal asks with (Engine.rehearse); null where the model does not rehearse. */
+    private readonly stage: Stage | null,
   ) {}
+
+  private rehearsal: { readonly abort: AbortController; readonly done: Promise<void> } | null = null;
 
   static async load(opts: EngineOptions): Promise<Engine> {
     const dir = path.resolve(opts.modelDir);
@@ -301,31 +325,31 @@ export class Engine {
       { window: attention.window, sinks: attention.sinks, blockSize, chunkSize, dtype: 'f32' },
       opts.cacheDir ?? undefined,
     );
-    const store = new KvBlockStore(cacheDir, {
-      maxBytes: opts.cacheMaxBytes ?? 2 * 2 ** 30,
-      geometry: decoder.shape,
-      fingerprint,
-      warn,
-    });
+    const openStore = (folder: string): KvBlockStore =>
+      new KvBlockStore(folder, { maxBytes: opts.cacheMaxBytes ?? 2 * 2 ** 30, geometry: decoder.shape, fingerprint, warn });
+    const store = openStore(cacheDir);
     const scorer = memory ? await BlockScorer.create(cfg) : null;
     // Block memory weighs heads by how much they look things up (measured once per model, kept next to its blocks).
     const headWeights =
       memory && attention.window !== null ? await retrievalHeads(store.modelDir, decoder, tokenizer, frame, attention.window) : null;
-    const prefiller = new Prefiller({
-      headWeights,
-      cfg,
-      decoder,
-      spec: attention,
-      store,
-      blockSize,
-      chunkSize,
-      memoryTopK: memory ? memory.topK : null,
-      lexicalWeight,
-      termOf: termFolder((id) => tokenizer.decode([id]), Math.max(cfg.vocabSize, tokenizer.vocabSize)),
-      scorer,
-      invFreq: ropeInverseFrequencies(cfg),
-      warn,
-    });
+    const termOf = termFolder((id) => tokenizer.decode([id]), Math.max(cfg.vocabSize, tokenizer.vocabSize));
+    const prefillerOn = (blocks: KvBlockStore): Prefiller =>
+      new Prefiller({
+        headWeights,
+        cfg,
+        decoder,
+        spec: attention,
+        store: blocks,
+        blockSize,
+        chunkSize,
+        memoryTopK: memory ? memory.topK : null,
+        lexicalWeight,
+        termOf,
+        scorer,
+        invFreq: ropeInverseFrequencies(cfg),
+        warn,
+      });
+    const prefiller = prefillerOn(store);
     // Document encodings live next to this model's KV blocks (the fingerprint covers the tokenizer).
     const encodings = new EncodingCache(tokenizer, opts.cacheDir ? path.join(store.modelDir, 'encodings') : null);
     // First runs set things up (the tokenizer's encoder, onnxruntime's kernels and memory arenas): done here, so the
@@ -337,21 +361,65 @@ export class Engine {
     await decoder.warmUp(attention.sinks + (attention.window ?? 512) + retrievedSlots, 16);
     // A summary table of a 64k-token context, and the shortlist retrieve() ranks by all of its keys.
     if (scorer && memory) await scorer.warmUp(blockSize, DEFAULT_SUMMARY_KEYS, Math.ceil(65536 / blockSize), shortlistSize(memory.topK));
-    return new Engine(
-      dir,
-      cfg,
-      tokenizer,
-      frame,
-      attention,
-      decoder,
-      chunkSize,
-      store,
-      prefiller,
-      ownedCacheDir,
-      scorer,
-      encodings,
-      memory !== null && (memory.secondReading ?? SECOND_READING),
-    );
+    const secondReading = memory !== null && (memory.secondReading ?? SECOND_READING);
+    const engineOn = (blocks: KvBlockStore, pre: Prefiller, enc: EncodingCache, owned: string | null, stage: Stage | null): Engine =>
+      new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, blocks, pre, owned, scorer, enc, secondReading, stage);
+    // A rehearsal's engine: the same sessions over a new store, states and encodings in `folder`, as a new process has.
+    const stage: Stage | null =
+      matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS
+        ? {
+            open: (folder) => {
+              const blocks = openStore(folder);
+              const enc = new EncodingCache(tokenizer, path.join(blocks.modelDir, 'encodings'));
+              return engineOn(blocks, prefillerOn(blocks), enc, null, null);
+            },
+            // Past the window, so that block memory retrieves.
+            tokens: attention.sinks + (attention.window ?? 0) + 3 * blockSize,
+            warn,
+          }
+        : null;
+    return engineOn(store, prefiller, encodings, ownedCacheDir, stage);
+  }
+
+  /**
+   * Asks twice about a made-up document in a private temporary folder, the second ask restoring its blocks from disk
+   * as a new process would, and discards the answers. A new process's first question otherwise pays for first runs:
+   * V8 compiling and optimising the engine's JavaScript, onnxruntime's first runs of each shape, the allocator's
+   * growth. On the built-in model that was about a third of a warm 32k-token ask (BENCHMARKS.md). Small models only
+   * (SMALL_MODEL_MATMUL_PARAMS): a large model's first ask is its compute, and rehearsing it would take seconds.
+   * Meant for a process that loads before the question is known (the extension loads while it is typed). An `ask` or
+   * `dispose` stops it early; it never fails: a problem is reported through `warn` and the engine works as before.
+   */
+  rehearse(): Promise<void> {
+    if (this.rehearsal) return this.rehearsal.done;
+    if (!this.stage) return Promise.resolve();
+    const stage = this.stage;
+    const abort = new AbortController();
+    const run = async (): Promise<void> => {
+      let folder: string | null = null;
+      try {
+        folder = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-rehearsal-'));
+        const text = rehearsalText(this.tokenizer, stage.tokens);
+        for (let i = 0; i < 2 && !abort.signal.aborted; i++) {
+          await stage
+            .open(folder!)
+            .ask({ docs: [{ path: 'rehearsal.md', text }], question: REHEARSAL_QUESTION, maxNewTokens: 8 }, { signal: abort.signal });
+        }
+      } catch (e) {
+        if (!(e instanceof CancelledError)) stage.warn(`rehearsal at load failed (the engine is unaffected): ${(e as Error).message}`);
+      } finally {
+        if (folder) fs.rmSync(folder, { recursive: true, force: true });
+      }
+    };
+    this.rehearsal = { abort, done: run() };
+    return this.rehearsal.done;
+  }
+
+  /** Stops a rehearsal in progress and waits for it: rehearsal and asks share the sessions. */
+  private async endRehearsal(): Promise<void> {
+    if (!this.rehearsal) return;
+    this.rehearsal.abort.abort();
+    await this.rehearsal.done;
   }
 
   buildPrompt(docs: readonly SourceDoc[], question: string): Prompt {
@@ -374,6 +442,7 @@ export class Engine {
 
   /** tokenize -> prefill (restoring what the cache has) -> decode -> sample -> stream -> attribute. */
   async ask(req: AskRequest, hooks: AskHooks = {}): Promise<AskResult> {
+    await this.endRehearsal();
     const t0 = performance.now();
     const prompt = this.buildPrompt(req.docs, req.question);
     const ids = prompt.ids;
@@ -557,6 +626,7 @@ export class Engine {
   }
 
   async dispose(): Promise<void> {
+    await this.endRehearsal();
     await this.decoder.dispose();
     await this.scorer?.dispose();
     if (this.ownedCacheDir) fs.rmSync(this.ownedCacheDir, { recursive: true, force: true });

@@ -176,8 +176,11 @@ export class Worker {
         warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {
-          if (this.loaded === l) l.engine = engine;
-          else void engine.dispose(); // a different model was loaded meanwhile
+          if (this.loaded === l) {
+            l.engine = engine;
+            // While the question is typed (the extension loads ahead of it); the first ask stops it if it comes sooner.
+            void engine.rehearse();
+          } else void engine.dispose(); // a different model was loaded meanwhile
           return engine;
         },
         (e: unknown) => {
