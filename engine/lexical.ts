@@ -1,5 +1,10 @@
 // Lexical block scores for block memory: BM25 over token ids, question against each stored block.
 
+/** Terms as numbers: a unigram is its id (>= 0), a bigram -(a * 2^22 + b) - 1 (ids stay below 2^22 = 4M). */
+function bigram(a: number, b: number): number {
+  return -(a * 4194304 + b) - 1;
+}
+
 /**
  * BM25 (k1 = 1.2, blocks of equal length so no length normalisation) of each block against the question's distinct
  * token unigrams and bigrams, with document frequencies counted over the given blocks. Token ids are the tokenizer's,
@@ -8,8 +13,6 @@
  * and a term found in every block adds little (its IDF is ln(1 + 0.5 / (n + 0.5))).
  */
 export function lexicalScores(question: ArrayLike<number>, blocks: readonly ArrayLike<number>[]): Float64Array {
-  // Terms as numbers: a unigram is its id (>= 0), a bigram -(a * 2^22 + b) - 1 (ids stay below 2^22 = 4M).
-  const bigram = (a: number, b: number): number => -(a * 4194304 + b) - 1;
   const terms = new Map<number, number>(); // term -> index
   const add = (t: number): void => {
     if (!terms.has(t)) terms.set(t, terms.size);
@@ -20,21 +23,14 @@ export function lexicalScores(question: ArrayLike<number>, blocks: readonly Arra
   }
   const n = blocks.length;
   const m = terms.size;
+  // Unigram term index by id (-1: not a question token), dense up to the largest question id.
+  let top = -1;
+  for (let i = 0; i < question.length; i++) top = Math.max(top, question[i]);
+  const unigram = new Int32Array(top + 1).fill(-1);
+  for (let i = 0; i < question.length; i++) if (question[i] >= 0) unigram[question[i]] = terms.get(question[i])!;
   // Term frequencies, block by block: (n, m). A question has a few dozen terms, so this stays small.
   const tf = new Float64Array(n * m);
-  blocks.forEach((ids, b) => {
-    const row = b * m;
-    for (let i = 0; i < ids.length; i++) {
-      const u = terms.get(ids[i]);
-      if (u === undefined) continue;
-      tf[row + u]++;
-      // A question bigram is two question tokens: look one up only after a question token.
-      if (i + 1 < ids.length && terms.has(ids[i + 1])) {
-        const g = terms.get(bigram(ids[i], ids[i + 1]));
-        if (g !== undefined) tf[row + g]++;
-      }
-    }
-  });
+  for (let b = 0; b < n; b++) countTerms(blocks[b], unigram, terms, tf, b * m);
   const df = new Float64Array(m);
   for (let i = 0; i < tf.length; i++) if (tf[i] > 0) df[i % m]++;
   const k1 = 1.2;
@@ -49,6 +45,25 @@ export function lexicalScores(question: ArrayLike<number>, blocks: readonly Arra
     scores[b] = s;
   }
   return scores;
+}
+
+/**
+ * Adds one block's question-term counts to tf[row..]: unigrams through the dense `unigram` index, and a question
+ * bigram, two question tokens in a row, through `terms` (looked up only after a question token followed by another).
+ */
+function countTerms(ids: ArrayLike<number>, unigram: Int32Array, terms: ReadonlyMap<number, number>, tf: Float64Array, row: number): void {
+  const top = unigram.length;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    const u = id >= 0 && id < top ? unigram[id] : -1;
+    if (u < 0) continue;
+    tf[row + u]++;
+    const next = i + 1 < ids.length ? ids[i + 1] : -1;
+    if (next >= 0 && next < top && unigram[next] >= 0) {
+      const g = terms.get(bigram(id, next));
+      if (g !== undefined) tf[row + g]++;
+    }
+  }
 }
 
 /** Scores scaled to sum to 1 (all zeros stay zeros). */

@@ -104,7 +104,7 @@ export function assemblePrompt(
   let at = 0;
   let contextLength = 0;
   pieces.forEach((p, k) => {
-    for (let t = 0; t < p.ids.length; t++) ids[at + t] = p.ids[t];
+    copyIds(p.ids, ids, at);
     if (p.enc) {
       doc.fill(p.doc, at, at + p.ids.length);
       start.set(p.enc.starts, at);
@@ -115,4 +115,9 @@ export function assemblePrompt(
     if (k === nContext - 1) contextLength = at;
   });
   return { ids, origin: { doc, start, end }, docs: spans, contextLength };
+}
+
+/** Copies `src` into `dst` from `at`: a loop over a whole document in its own function (prefill.ts foldTokens says why). */
+function copyIds(src: readonly number[], dst: number[], at: number): void {
+  for (let t = 0; t < src.length; t++) dst[at + t] = src[t];
 }
