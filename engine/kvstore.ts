@@ -5,7 +5,7 @@
 //
 // On disk: <dir>/<fingerprint[0:16]>/<hash[0:2]>/<hash>.kv, published by rename of a fsynced temp file in the same
 // directory, so a reader (in this or another process) sees either nothing or a complete file. Every read is checked
-// (magic, version, size, sha256 trailer, fingerprint, own hash, geometry, positions, token ids); a bad entry is reported,
+// (magic, version, size, CRC-32 trailer, fingerprint, own hash, geometry, positions, token ids); a bad entry is reported,
 // removed and treated as absent. Write failures that will not go away (disk full, read-only, no permission) turn
 // caching off for the session with one warning; answers keep working without the cache.
 //
@@ -20,11 +20,13 @@
 //   164 u32 R = representative keys per layer and KV head (min(summaryKeys, len))
 //   168 i32[len] token ids, then i32[len] absolute positions
 //   summary, per layer l: i32 (nKvHeads, R) offsets in the block, f32 (nKvHeads, R, headDim) keys (block-summary.ts)
-//   32 bytes: sha256 of every byte before it (so readSummary checks what it reads without reading the rest)
+//   u32 CRC-32 of every byte before it (so readSummary checks what it reads without reading the rest)
 //   then per layer l: K[l] f32 (nKvHeads, len, headDim)
-//   32 bytes: sha256 of every byte before it (so readKeys checks what it reads without reading the values)
+//   u32 CRC-32 of every byte before it (so readKeys checks what it reads without reading the values)
 //   then per layer l: V[l] f32 (nKvHeads, len, headDim)
-//   last 32 bytes: sha256 of every byte before it
+//   last 4 bytes: u32 CRC-32 of every byte before it
+// (CRC-32 as zlib's, format 4 on. Formats 1-3 had sha256 there: checking it was ~9 ms of a ~55 ms warm 32k-token ask
+// on the built-in model, CRC-32 a third of that, and corruption, not an adversary, is what the checksum is for.)
 //
 // A context's tail (the tokens after its last stored block, see Prefiller.run) is an entry of the same layout under
 // tailHash. Block memory's summary table of a run of blocks (<key>.kvs, key = summaryTableKey(last block's key)) puts
@@ -33,15 +35,16 @@
 //   152 nKvHeads, 156 headDim, 160 block length, 164 R, 168 u32 blocks, 172 u32 0
 //   176 i32[blocks * block length] token ids
 //   per layer l: f32 (nKvHeads, blocks * R, headDim), block i at rows i * R .. (i + 1) * R of every head
-//   last 32 bytes: sha256 of every byte before it
+//   last 4 bytes: u32 CRC-32 of every byte before it
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import * as zlib from 'node:zlib';
 import { DEFAULT_SUMMARY_KEYS, representativeKeys, type BlockSummary, type LayerSummary } from './block-summary';
 
 /** Version of the block file layout; a file with another version is treated as foreign (removed, recomputed). */
-export const KV_FORMAT_VERSION = 3;
+export const KV_FORMAT_VERSION = 4;
 /**
  * Version of everything that shapes the numbers inside a block besides the model files and settings: the ONNX graph
  * (op set, fused QKV layout, RoPE implementation) and the runtime's KV layout. Bump it when those change so old caches
@@ -52,16 +55,51 @@ export const KV_FORMAT_VERSION = 3;
  */
 export const ENGINE_FORMAT_VERSION = 3;
 /** Version of the summary table layout (see readSummaryTable); another version is treated as foreign. */
-export const SUMMARY_TABLE_VERSION = 1;
+export const SUMMARY_TABLE_VERSION = 2;
 /** Default number of tokens per block. */
 export const DEFAULT_BLOCK_TOKENS = 128;
 
 const MAGIC = Buffer.from('ATTNKVB\0', 'latin1');
 const TABLE_MAGIC = Buffer.from('ATTNKVS\0', 'latin1');
 const HEADER_BYTES = 168;
-const TRAILER_BYTES = 32;
+/** Bytes of a checksum (a CRC-32). */
+export const TRAILER_BYTES = 4;
 /** A summary table's header: the block header's fields up to 168, then u32 blocks and 4 reserved bytes (zero). */
 const TABLE_HEADER_BYTES = 176;
+
+/** CRC-32 (zlib's: polynomial 0xEDB88320, reflected) of `data`, continuing from `prev` (the CRC of the bytes before). */
+export const crc32: (data: Uint8Array, prev?: number) => number =
+  typeof (zlib as { crc32?: unknown }).crc32 === 'function'
+    ? (data, prev = 0) => (zlib as unknown as { crc32(d: Uint8Array, v: number): number }).crc32(data, prev)
+    : crc32Table;
+
+let crcTable: Uint32Array | null = null;
+/** CRC-32 by table, for Node versions before zlib.crc32 (20.15 / 22.2). */
+export function crc32Table(data: Uint8Array, prev = 0): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = ~prev >>> 0;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** Writes the checksum of buf[0, end) at `end` and returns it (to continue from). */
+function sealAt(buf: Buffer, end: number, from = 0, prev = 0): number {
+  const sum = crc32(buf.subarray(from, end), prev);
+  buf.writeUInt32LE(sum, end);
+  return sum;
+}
+
+/** Whether the checksum stored in buf[end - TRAILER_BYTES, end) is that of every byte before it. */
+function sealed(buf: Buffer, end: number): boolean {
+  return crc32(buf.subarray(0, end - TRAILER_BYTES)) === buf.readUInt32LE(end - TRAILER_BYTES);
+}
 const DTYPE_F32 = 1;
 const HEX64 = /^[0-9a-f]{64}$/;
 const MODEL_DIR_RE = /^[0-9a-f]{16}$/;
@@ -658,7 +696,7 @@ export class KvBlockStore {
       putF32(buf, off, k);
       off += k.byteLength;
     }
-    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    sealAt(buf, off);
     return this.publish(file, key, buf);
   }
 
@@ -921,24 +959,22 @@ export class KvBlockStore {
       putF32(buf, off, sum.keys);
       off += sum.keys.byteLength;
     }
-    createHash('sha256').update(buf.subarray(0, off)).digest().copy(buf, off);
+    // Each checksum covers every byte before it: the next one continues from it.
+    const summarySum = sealAt(buf, off);
+    const keysFrom = off;
     off += TRAILER_BYTES;
     for (let l = 0; l < g.nLayers; l++) {
       putF32(buf, off, block.keys[l]);
       off += block.keys[l].byteLength;
     }
-    // One pass for both checksums: the keys' covers the file so far, the last one the whole file.
-    const whole = createHash('sha256').update(buf.subarray(0, off));
-    whole.copy().digest().copy(buf, off);
+    const keysSum = sealAt(buf, off, keysFrom, summarySum);
+    const valuesFrom = off;
     off += TRAILER_BYTES;
     for (let l = 0; l < g.nLayers; l++) {
       putF32(buf, off, block.values[l]);
       off += block.values[l].byteLength;
     }
-    whole
-      .update(buf.subarray(off - g.nLayers * block.values[0].byteLength - TRAILER_BYTES, off))
-      .digest()
-      .copy(buf, off);
+    sealAt(buf, off, valuesFrom, keysSum);
     return buf;
   }
 
@@ -991,9 +1027,7 @@ export class KvBlockStore {
   private decode(buf: Buffer, hash: string, expectIds: ArrayLike<number>): KvBlock | string {
     const h = this.checkHeader(buf, buf.length, hash);
     if (typeof h === 'string') return h;
-    const body = buf.length - TRAILER_BYTES;
-    const sum = createHash('sha256').update(buf.subarray(0, body)).digest();
-    if (!sum.equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
+    if (!sealed(buf, buf.length)) return 'checksum mismatch (corrupt data)';
     const { len, r } = h;
     const tok = this.checkTokens(buf, len, expectIds);
     if (typeof tok === 'string') return tok;
@@ -1026,10 +1060,7 @@ export class KvBlockStore {
     const end = endOf(len, r);
     const buf = readWhole(fd, end, 0);
     if (buf.length < end) return `truncated while reading (${buf.length} of ${end} bytes)`;
-    const sum = createHash('sha256')
-      .update(buf.subarray(0, end - TRAILER_BYTES))
-      .digest();
-    if (!sum.equals(buf.subarray(end - TRAILER_BYTES, end))) return `${what} checksum mismatch (corrupt data)`;
+    if (!sealed(buf, end)) return `${what} checksum mismatch (corrupt data)`;
     const tok = this.checkTokens(buf, len, expectIds);
     if (typeof tok === 'string') return tok;
     return { buf, len, r, tok };
@@ -1086,8 +1117,7 @@ export class KvBlockStore {
       return 'corrupt header (zero blocks, block length or keys)';
     const expected = tableFileBytes(g, blocks, blockTokens, count);
     if (buf.length !== expected) return `size mismatch: ${buf.length} bytes, the header implies ${expected}`;
-    const body = buf.length - TRAILER_BYTES;
-    if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) return 'checksum mismatch (corrupt data)';
+    if (!sealed(buf, buf.length)) return 'checksum mismatch (corrupt data)';
     const fileFp = buf.toString('latin1', 16, 80);
     if (fileFp !== this.fingerprint)
       return `written for model fingerprint ${fileFp.slice(0, 16)}…, this store's model is ${this.fingerprint.slice(0, 16)}…`;

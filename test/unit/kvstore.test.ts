@@ -13,10 +13,13 @@ import {
   blockHashes,
   canonicalJson,
   chainHash,
+  crc32,
+  crc32Table,
   defaultCacheDir,
   modelFingerprint,
   rootHash,
   summaryTableKey,
+  TRAILER_BYTES,
   type KvBlock,
   type KvGeometry,
   type SummaryTable,
@@ -56,19 +59,16 @@ function blocks(n: number, geo = GEO, len = L): { blocks: KvBlock[]; hashes: str
   return { blocks: bs, hashes: makeHashes(FP, bs) };
 }
 
-/** Rewrites the sha256 trailer so that only the deliberate header change is wrong. */
+/** Rewrites the checksum trailer so that only the deliberate header change is wrong. */
 function resum(buf: Buffer): Buffer {
-  createHash('sha256')
-    .update(buf.subarray(0, buf.length - 32))
-    .digest()
-    .copy(buf, buf.length - 32);
+  buf.writeUInt32LE(crc32(buf.subarray(0, buf.length - TRAILER_BYTES)), buf.length - TRAILER_BYTES);
   return buf;
 }
 
 /** Damages a byte of the values (the file's end): `partial` still reads the entry, `full` reports it and warns. */
 function damageValues(file: string, partial: () => unknown, full: () => unknown, warnings: readonly string[]): void {
   const buf = fs.readFileSync(file);
-  buf[buf.length - 32 - 100] ^= 0x01;
+  buf[buf.length - TRAILER_BYTES - 100] ^= 0x01;
   fs.writeFileSync(file, buf);
   assert.ok(partial());
   assert.deepEqual(warnings, []);
@@ -196,7 +196,7 @@ test('a block that does not match the geometry is refused at write time', () => 
 
 test('a corrupt byte in the payload: null, a warning naming the file, file removed', () => {
   expectRejected((buf, file) => {
-    buf[buf.length - 32 - 100] ^= 0x01;
+    buf[buf.length - TRAILER_BYTES - 100] ^= 0x01;
     fs.writeFileSync(file, buf);
   }, /checksum mismatch/);
 });
@@ -265,7 +265,7 @@ test('the keys of a block are read alone, up to their own checksum; damage in th
   // Damage in the keys: readKeys reports it and removes the entry.
   expectRejected(
     (bytes, f) => {
-      bytes[bytes.length - 32 - valueBytes - 32 - 100] ^= 0x01;
+      bytes[bytes.length - TRAILER_BYTES - valueBytes - TRAILER_BYTES - 100] ^= 0x01;
       fs.writeFileSync(f, bytes);
     },
     /keys checksum mismatch/,
@@ -758,5 +758,18 @@ test('summary table: a damaged, truncated, foreign-version or other-token file r
     assert.match(warnings[0], re, what);
     assert.ok(warnings[0].includes(file), `${what}: the warning names the file`);
     assert.equal(fs.existsSync(file), false, `${what}: removed`);
+  }
+});
+
+test('block checksums are zlib CRC-32, and the table fallback computes the same, continued or whole', () => {
+  const check = Buffer.from('123456789', 'latin1');
+  assert.equal(crc32(check), 0xcbf43926); // the CRC-32 check value
+  assert.equal(crc32Table(check), 0xcbf43926);
+  const data = Buffer.alloc(70001);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+  assert.equal(crc32Table(data), crc32(data));
+  for (const cut of [0, 1, 4096, 70000]) {
+    assert.equal(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), crc32(data), `continued at ${cut}`);
+    assert.equal(crc32Table(data.subarray(cut), crc32Table(data.subarray(0, cut))), crc32(data), `table, continued at ${cut}`);
   }
 });
