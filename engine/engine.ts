@@ -295,7 +295,7 @@ export class Engine {
     private readonly stage: Stage | null,
   ) {}
 
-  private rehearsal: { readonly abort: AbortController; readonly done: Promise<void> } | null = null;
+  private rehearsal: { readonly abort: AbortController; readonly done: Promise<void>; over: boolean } | null = null;
 
   static async load(opts: EngineOptions): Promise<Engine> {
     const dir = path.resolve(opts.modelDir);
@@ -428,13 +428,14 @@ export class Engine {
         if (folder) fs.rmSync(folder, { recursive: true, force: true });
       }
     };
-    this.rehearsal = { abort, done: run() };
-    return this.rehearsal.done;
+    const rehearsal = { abort, done: run().then(() => void (rehearsal.over = true)), over: false };
+    this.rehearsal = rehearsal;
+    return rehearsal.done;
   }
 
   /** Stops a rehearsal in progress and waits for it: rehearsal and asks share the sessions. */
   private async endRehearsal(): Promise<void> {
-    if (!this.rehearsal) return;
+    if (!this.rehearsal || this.rehearsal.over) return;
     this.rehearsal.abort.abort();
     await this.rehearsal.done;
   }

@@ -13,8 +13,8 @@ import type { WebviewToExtensionMessage } from '../engine/protocol';
 export type CommandFactory = (ctx: Ctx, meter: MeterController) => (...args: unknown[]) => unknown;
 
 /**
- * Asks for the question. The model loads meanwhile (ctx.preloadModel): loading the weights and warming up the engine
- * takes a few hundred milliseconds that would otherwise come after the question.
+ * Asks for the question. The model loads meanwhile (ctx.preloadModel): loading the weights and, for a small model,
+ * rehearsing an ask (Engine.rehearse) take well under a second that would otherwise come after the question.
  */
 async function promptQuestion(ctx: Ctx, placeHolder: string, value = ''): Promise<string | undefined> {
   ctx.preloadModel();
