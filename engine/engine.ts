@@ -261,6 +261,11 @@ const REHEARSAL_QUESTION = 'What is the code of item 3?';
  * 32k-token ask fell from 62 to 47 ms (medians of 12 alternating runs), for a rehearsal of ~0.45 s instead of ~0.25 s.
  */
 const REHEARSAL_BLOCKS = 16;
+/**
+ * The longest rehearsal document: past it (a window of thousands of tokens) the rehearsal's prefill would take seconds
+ * of a core at every start, and such a window's cold prefill dwarfs first-run costs anyway, so there is none.
+ */
+const REHEARSAL_MAX_TOKENS = 8192;
 /** Numbered lines of made-up facts, about `tokens` tokens long (Engine.load's rehearsal). */
 function rehearsalText(tokenizer: Tokenizer, tokens: number): string {
   const lines: string[] = [];
@@ -375,8 +380,9 @@ export class Engine {
     const engineOn = (blocks: KvBlockStore, pre: Prefiller, enc: EncodingCache, owned: string | null, stage: Stage | null): Engine =>
       new Engine(dir, cfg, tokenizer, frame, attention, decoder, chunkSize, blocks, pre, owned, scorer, enc, secondReading, stage);
     // A rehearsal's engine: the same sessions over a new store, states and encodings in `folder`, as a new process has.
+    const rehearsalTokens = attention.sinks + (attention.window ?? 0) + REHEARSAL_BLOCKS * blockSize;
     const stage: Stage | null =
-      matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS
+      matmulParameters(cfg) <= SMALL_MODEL_MATMUL_PARAMS && rehearsalTokens <= REHEARSAL_MAX_TOKENS
         ? {
             open: (folder) => {
               const blocks = openStore(folder);
@@ -385,7 +391,7 @@ export class Engine {
             },
             termOf: memory ? termOf : null,
             vocabSize: Math.max(cfg.vocabSize, tokenizer.vocabSize),
-            tokens: attention.sinks + (attention.window ?? 0) + REHEARSAL_BLOCKS * blockSize,
+            tokens: rehearsalTokens,
             warn,
           }
         : null;
@@ -396,8 +402,9 @@ export class Engine {
    * Asks twice about a made-up document in a private temporary folder, the second ask restoring its blocks from disk
    * as a new process would, and discards the answers. A new process's first question otherwise pays for first runs:
    * V8 compiling and optimising the engine's JavaScript, onnxruntime's first runs of each shape, the allocator's
-   * growth. On the built-in model that was about a third of a warm 32k-token ask (BENCHMARKS.md). Small models only
-   * (SMALL_MODEL_MATMUL_PARAMS): a large model's first ask is its compute, and rehearsing it would take seconds.
+   * growth. On the built-in model that was about half of a warm 32k-token ask (BENCHMARKS.md). Small models only
+   * (SMALL_MODEL_MATMUL_PARAMS) with windows that keep the document short (REHEARSAL_MAX_TOKENS): a large model's
+   * first ask is its compute, and rehearsing it would take seconds.
    * Meant for a process that loads before the question is known (the extension loads while it is typed). An `ask` or
    * `dispose` stops it early; it never fails: a problem is reported through `warn` and the engine works as before.
    */

@@ -141,3 +141,19 @@ test('a rehearsal that cannot run warns, and the engine answers as without one',
     await engine.dispose();
   }
 });
+
+test('no rehearsal where its document would be long (a window of thousands of tokens)', async () => {
+  const tmp = fresh('rt-tmp');
+  const engine = await Engine.load({ modelDir, cacheDir: fresh('rt-cache'), window: 8192, memory: { topK: 1 } });
+  try {
+    const steps = { n: 0 };
+    const decoder = (engine as unknown as { decoder: { step: (...a: unknown[]) => Promise<unknown> } }).decoder;
+    const real = decoder.step.bind(decoder);
+    decoder.step = (...a) => (steps.n++, real(...a));
+    await withTmp(tmp, () => engine.rehearse());
+    assert.equal(steps.n, 0);
+    assert.deepEqual(fs.readdirSync(tmp), []);
+  } finally {
+    await engine.dispose();
+  }
+});
