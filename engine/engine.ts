@@ -432,7 +432,11 @@ export class Engine {
       } catch (e) {
         if (!(e instanceof CancelledError)) stage.warn(`rehearsal at load failed (the engine is unaffected): ${(e as Error).message}`);
       } finally {
-        if (folder) fs.rmSync(folder, { recursive: true, force: true });
+        try {
+          if (folder) fs.rmSync(folder, { recursive: true, force: true });
+        } catch (e) {
+          stage.warn(`could not remove the rehearsal's folder ${folder}: ${(e as Error).message}`);
+        }
       }
     };
     const rehearsal = { abort, done: run().then(() => void (rehearsal.over = true)), over: false };
@@ -467,8 +471,9 @@ export class Engine {
 
   /** tokenize -> prefill (restoring what the cache has) -> decode -> sample -> stream -> attribute. */
   async ask(req: AskRequest, hooks: AskHooks = {}): Promise<AskResult> {
-    await this.endRehearsal();
+    // The clock starts first: waiting for a rehearsal to stop (at most one of its steps) is the asker's wait too.
     const t0 = performance.now();
+    await this.endRehearsal();
     const prompt = this.buildPrompt(req.docs, req.question);
     const ids = prompt.ids;
     hooks.onPrompt?.(prompt);
