@@ -139,7 +139,12 @@ export class Worker {
     }
     const loaded = this.loaded;
     if (!params.weights) return this.info(loaded);
-    return this.engineOf(loaded).then(() => this.info(loaded));
+    return this.engineOf(loaded).then((engine) => {
+      // Loading ahead of a question (the extension does while it is typed): rehearse meanwhile (Engine.rehearse, once
+      // per engine). An ask that comes sooner stops it; an engine first loaded by an ask does not rehearse.
+      void engine.rehearse();
+      return this.info(loaded);
+    });
   }
 
   private info(l: Loaded): ModelInfo {
@@ -176,11 +181,8 @@ export class Worker {
         warn: (message) => this.notify(EngineNotification.log, { level: 'warn', message }),
       }).then(
         (engine) => {
-          if (this.loaded === l) {
-            l.engine = engine;
-            // While the question is typed (the extension loads ahead of it); the first ask stops it if it comes sooner.
-            void engine.rehearse();
-          } else void engine.dispose(); // a different model was loaded meanwhile
+          if (this.loaded === l) l.engine = engine;
+          else void engine.dispose(); // a different model was loaded meanwhile
           return engine;
         },
         (e: unknown) => {
