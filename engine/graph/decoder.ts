@@ -81,20 +81,36 @@ export function ropeInverseFrequencies(cfg: ModelConfig): Float32Array {
   return inv;
 }
 
-/** (out, in) row-major Linear weights -> one (in, sum(out)) matrix for x @ W. */
-function transposeConcat(parts: readonly Float32Array[], outs: readonly number[], inDim: number): Float32Array {
+/**
+ * (out, in) row-major Linear weights -> one (in, sum(out)) matrix for x @ W. Tile by tile: element by element, the
+ * writes stride a whole row apart and miss the cache each time (random-100m's twelve layers: 320-420 ms element by
+ * element, 175-245 ms by tiles, measured alone).
+ */
+export function transposeConcat(parts: readonly Float32Array[], outs: readonly number[], inDim: number): Float32Array {
   const total = outs.reduce((a, b) => a + b, 0);
   const t = new Float32Array(inDim * total);
   let col0 = 0;
   parts.forEach((w, p) => {
-    const nOut = outs[p];
-    for (let o = 0; o < nOut; o++) {
-      const row = o * inDim;
-      for (let i = 0; i < inDim; i++) t[i * total + col0 + o] = w[row + i];
-    }
-    col0 += nOut;
+    transposeInto(w, outs[p], inDim, t, total, col0);
+    col0 += outs[p];
   });
   return t;
+}
+
+const TRANSPOSE_TILE = 64;
+
+/** Writes w (nOut, inDim) transposed into t (inDim, total) at columns col0.. */
+function transposeInto(w: Float32Array, nOut: number, inDim: number, t: Float32Array, total: number, col0: number): void {
+  for (let o0 = 0; o0 < nOut; o0 += TRANSPOSE_TILE) {
+    const o1 = Math.min(o0 + TRANSPOSE_TILE, nOut);
+    for (let i0 = 0; i0 < inDim; i0 += TRANSPOSE_TILE) {
+      const i1 = Math.min(i0 + TRANSPOSE_TILE, inDim);
+      for (let i = i0; i < i1; i++) {
+        const dst = i * total + col0;
+        for (let o = o0; o < o1; o++) t[dst + o] = w[o * inDim + i];
+      }
+    }
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { Decoder, SHORT_STEP_TOKENS } from '../../engine/runtime/decoder';
 import { openCheckpoint } from '../../engine/safetensors';
 import { dropRange, evictInvisible, evictionSlack, insertPinned, type KvState } from '../../engine/runtime/kv';
 import { referenceForward } from '../../engine/reference';
+import { transposeConcat } from '../../engine/graph/decoder';
 import type { AttentionSpec, ModelConfig } from '../../engine/types';
 import { randomCheckpoint, rng, testConfig } from './helpers/random-model';
 
@@ -264,4 +265,21 @@ test("short steps of a small model run on a one-thread session and compute the t
     await both.dispose();
     await one.dispose();
   }
+});
+
+test('transposeConcat lays (out, in) weights side by side as one (in, sum(out)) matrix, tiles or not', () => {
+  // Sizes around and between the 64-element tiles, three parts of different widths.
+  const inDim = 131;
+  const outs = [70, 1, 129];
+  const r = rng(7);
+  const parts = outs.map((n) => Float32Array.from({ length: n * inDim }, () => r() - 0.5));
+  const t = transposeConcat(parts, outs, inDim);
+  const total = outs.reduce((a, b) => a + b, 0);
+  assert.equal(t.length, inDim * total);
+  let col0 = 0;
+  parts.forEach((w, p) => {
+    for (let o = 0; o < outs[p]; o++)
+      for (let i = 0; i < inDim; i++) if (t[i * total + col0 + o] !== w[o * inDim + i]) assert.fail(`part ${p}: (${o}, ${i}) misplaced`);
+    col0 += outs[p];
+  });
 });
