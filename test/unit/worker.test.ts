@@ -166,3 +166,41 @@ test('a crash rejects pending requests with the reason and the next request rest
   const r = await client.countTokens({ docs: [{ path: 'a.txt', text: DOC }], question: 'x' });
   assert.ok(r.perFile[0].tokens > 0, 'restarted worker reloads the model');
 });
+
+test(
+  'loading ahead of a question rehearses in the worker; an ask during it answers as one without, and no folder is left',
+  { skip: !hasFixture },
+  async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-worker-tmp-'));
+    const q = { docs: [{ path: 'a.txt', text: DOC }], question: 'What did she count?', maxNewTokens: 4 };
+    const run = async (preload: boolean): Promise<{ answer: string; rehearsed: boolean }> => {
+      const before = process.env['TMPDIR'];
+      process.env['TMPDIR'] = tmp; // the worker, started by the first request, inherits it (os.tmpdir())
+      const c = new EngineClient({ workerPath: WORKER, execPath: process.execPath, log: () => {} });
+      try {
+        c.setModel({ modelDir: MODEL, window: null, sinks: null, weights: false });
+        let rehearsed = false;
+        if (preload) {
+          await c.load(true);
+          // The rehearsal starts before load answers, in a folder of its own.
+          rehearsed = fs.readdirSync(tmp).some((f) => f.startsWith('attend-rehearsal-'));
+        }
+        const r = await c.ask({ askId: preload ? 'p1' : 'p0', ...q });
+        return { answer: r.tokens.map((t) => t.text).join(''), rehearsed };
+      } finally {
+        await c.dispose();
+        if (before === undefined) delete process.env['TMPDIR'];
+        else process.env['TMPDIR'] = before;
+      }
+    };
+    const plain = await run(false);
+    const preloaded = await run(true);
+    assert.equal(plain.rehearsed, false);
+    assert.equal(preloaded.rehearsed, true, 'a rehearsal folder existed when load answered');
+    assert.equal(preloaded.answer, plain.answer);
+    assert.deepEqual(
+      fs.readdirSync(tmp).filter((f) => f.startsWith('attend-rehearsal-')),
+      [],
+    );
+  },
+);
