@@ -12,8 +12,13 @@ const MAX_MEMORY_ENTRIES = 64;
 /**
  * Encodings of document text (no special tokens), keyed by sha256 of the text, in memory (LRU) and, with a folder, on
  * disk as `<sha256>.enc`: header (magic, version, count), ids, starts, ends as int32 LE, then the sha256 of all that.
- * A bad or foreign file is ignored and rewritten; a folder that cannot be written only loses the disk half.
+ * A bad or foreign file is ignored and rewritten; a folder that cannot be written only loses the disk half. The engine
+ * keeps the folder inside its KV store's model folder (`encodings/`), whose size cap and LRU eviction cover these files.
  */
+function keyOf(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
 export class EncodingCache {
   private readonly memory = new Map<string, Encoding>();
   private writable = true;
@@ -24,14 +29,34 @@ export class EncodingCache {
   ) {}
 
   encode(text: string): Encoding {
-    const key = createHash('sha256').update(text, 'utf8').digest('hex');
-    const hit = this.memory.get(key) ?? this.readDisk(key, text.length);
-    const enc = hit ?? this.tok.encodeWithOffsets(text, { allowSpecial: false });
-    if (!hit) this.writeDisk(key, enc);
+    const key = keyOf(text);
+    const hit = this.lookup(key, text.length);
+    if (hit) return hit;
+    const enc = this.tok.encodeWithOffsets(text, { allowSpecial: false });
+    this.writeDisk(key, enc);
+    this.remember(key, enc);
+    return enc;
+  }
+
+  /**
+   * The encoding when it is remembered (in memory or on disk), else null: nothing is tokenized or written. For
+   * counting text that may never be asked about (the status-bar meter recounts an edited file after each pause).
+   */
+  peek(text: string): Encoding | null {
+    return this.lookup(keyOf(text), text.length);
+  }
+
+  private lookup(key: string, textLength: number): Encoding | null {
+    const mem = this.memory.get(key);
+    const hit = mem ?? this.readDisk(key, textLength);
+    if (hit) this.remember(key, hit);
+    return hit;
+  }
+
+  private remember(key: string, enc: Encoding): void {
     this.memory.delete(key);
     this.memory.set(key, enc);
     if (this.memory.size > MAX_MEMORY_ENTRIES) this.memory.delete(this.memory.keys().next().value as string);
-    return enc;
   }
 
   /** Forgets every remembered encoding, in memory and on disk. */
@@ -71,6 +96,13 @@ export class EncodingCache {
     const ends = all.slice(2 * n, 3 * n);
     // Offsets must lie inside this text (a sha256 collision aside, this only fails for a tampered file).
     if (n > 0 && (ends[n - 1] > textLength || starts[0] < 0)) return null;
+    // Used now: the store's LRU eviction goes by modification time (KvBlockStore counts these files in its budget).
+    try {
+      const now = new Date();
+      fs.utimesSync(this.file(key), now, now);
+    } catch {
+      /* evicted meanwhile, or a read-only folder: the order is best-effort */
+    }
     return { ids, starts, ends };
   }
 

@@ -105,6 +105,9 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const MODEL_DIR_RE = /^[0-9a-f]{16}$/;
 const SHARD_DIR_RE = /^[0-9a-f]{2}$/;
 const ENTRY_RE = /^[0-9a-f]{64}\.kvs?$/;
+/** A model folder's document encodings (encoding-cache.ts): counted against the budget and evicted like entries. */
+export const ENCODINGS_DIR = 'encodings';
+const ENCODING_RE = /^[0-9a-f]{64}\.enc$/;
 const TEMP_RE = /^\.[0-9a-f]{64}\.\d+\.[0-9a-f]+\.tmp$/;
 /** Temp files older than this are leftovers of a crashed writer and are removed by scans. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -844,7 +847,7 @@ export class KvBlockStore {
       if (!MODEL_DIR_RE.test(m) || (only !== null && m !== only)) continue;
       const md = path.join(this.dir, m);
       for (const s of readdirOrEmpty(md)) {
-        if (SHARD_DIR_RE.test(s)) this.tryRmdir(path.join(md, s));
+        if (SHARD_DIR_RE.test(s) || s === ENCODINGS_DIR) this.tryRmdir(path.join(md, s));
       }
       this.tryRmdir(md);
     }
@@ -1191,10 +1194,11 @@ export class KvBlockStore {
       if (!MODEL_DIR_RE.test(m) || (onlyModel !== null && m !== onlyModel)) continue;
       const md = path.join(this.dir, m);
       for (const s of readdirOrEmpty(md)) {
-        if (!SHARD_DIR_RE.test(s)) continue;
+        const encodings = s === ENCODINGS_DIR;
+        if (!SHARD_DIR_RE.test(s) && !encodings) continue;
         const sd = path.join(md, s);
         for (const name of readdirOrEmpty(sd)) {
-          const isEntry = ENTRY_RE.test(name);
+          const isEntry = encodings ? ENCODING_RE.test(name) : ENTRY_RE.test(name);
           if (!isEntry && !TEMP_RE.test(name)) continue;
           const file = path.join(sd, name);
           let st: fs.Stats;

@@ -207,7 +207,8 @@ export class Worker {
     return {
       perFile: params.docs.map((d) => ({
         path: d.path,
-        tokens: tok.count(d.text),
+        // A document asked about before has its encoding remembered by the engine (when loaded): no tokenizing again.
+        tokens: l.engine?.rememberedTokenCount(d.text) ?? tok.count(d.text),
         overhead: tok.encode(docHeader(d.path)).length + footer,
       })),
       framePrefixTokens: tok.encode(l.frame.prefix, { allowSpecial: true }).length,

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EncodingCache } from '../../engine/encoding-cache';
+import { Engine } from '../../engine/engine';
 import { loadTokenizer } from '../../engine/tokenizer';
 import type { Tokenizer } from '../../engine/types';
 import { fixturePath } from '../../tools/make-fixture';
@@ -64,4 +65,28 @@ test('an unwritable folder only loses the disk half', () => {
   const cache = new EncodingCache(tok, path.join(blocker, 'enc'));
   assert.deepEqual(cache.encode(text).ids, tok.encode(text));
   assert.deepEqual(cache.encode(text).ids, tok.encode(text));
+});
+
+test('the engine counts a document it has read from the remembered encoding, in this process or the next; other text: null', async () => {
+  const modelDir = fixturePath('tiny-llama');
+  const tok = loadTokenizer(modelDir);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'attend-enc-engine-'));
+  const doc = { path: 'notes.txt', text };
+  const first = await Engine.load({ modelDir, cacheDir, window: 64, memory: null });
+  try {
+    assert.equal(first.rememberedTokenCount(text), null, 'not read yet');
+    const r = await first.ask({ docs: [doc], question: 'What is the pass key?', maxNewTokens: 1 });
+    const span = r.prompt.docs[0];
+    assert.equal(first.rememberedTokenCount(text), span.tokenEnd - span.tokenStart);
+    assert.equal(first.rememberedTokenCount(text), tok.count(text));
+    assert.equal(first.rememberedTokenCount(text + ' '), null, 'another text');
+  } finally {
+    await first.dispose();
+  }
+  const next = await Engine.load({ modelDir, cacheDir, window: 64, memory: null });
+  try {
+    assert.equal(next.rememberedTokenCount(text), tok.count(text), 'from disk');
+  } finally {
+    await next.dispose();
+  }
 });

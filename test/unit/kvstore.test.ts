@@ -19,12 +19,16 @@ import {
   modelFingerprint,
   rootHash,
   summaryTableKey,
+  ENCODINGS_DIR,
   TRAILER_BYTES,
   type KvBlock,
   type KvGeometry,
   type SummaryTable,
 } from '../../engine/kvstore';
 import { DEFAULT_SUMMARY_KEYS, representativeKeys } from '../../engine/block-summary';
+import { EncodingCache } from '../../engine/encoding-cache';
+import { loadTokenizer } from '../../engine/tokenizer';
+import { fixturePath } from '../../tools/make-fixture';
 import { makeBlock, makeHashes, sameBlock, type WorkerArgs, type WorkerReport } from './helpers/kvstore-worker';
 
 const FP = createHash('sha256').update('test model').digest('hex');
@@ -772,4 +776,38 @@ test('block checksums are zlib CRC-32, and the table fallback computes the same,
     assert.equal(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), crc32(data), `continued at ${cut}`);
     assert.equal(crc32Table(data.subarray(cut), crc32Table(data.subarray(0, cut))), crc32(data), `table, continued at ${cut}`);
   }
+});
+
+test("a model folder's document encodings count against the cap, go least recently used first, and clear removes them", () => {
+  const dir = tmpDir();
+  const probe = openStore(dir).store;
+  const encDir = path.join(probe.modelDir, ENCODINGS_DIR);
+  const tok = loadTokenizer(fixturePath('tiny-llama'));
+  const texts = ['The first note of the day. '.repeat(30), 'Another note, later on. '.repeat(30)];
+  new EncodingCache(tok, encDir).encode(texts[0]);
+  new EncodingCache(tok, encDir).encode(texts[1]);
+  const files = fs.readdirSync(encDir).filter((f) => f.endsWith('.enc'));
+  assert.equal(files.length, 2);
+  const fileOf = (t: string) => path.join(encDir, `${createHash('sha256').update(t, 'utf8').digest('hex')}.enc`);
+  const encBytes = texts.reduce((n, t) => n + fs.statSync(fileOf(t)).size, 0);
+  assert.deepEqual(probe.stats(), { entries: 2, bytes: encBytes });
+  // The second encoding was written last, but the first is used last: a cache reading it from disk touches it.
+  const now = Date.now() / 1000;
+  fs.utimesSync(fileOf(texts[0]), now - 100, now - 100);
+  fs.utimesSync(fileOf(texts[1]), now - 50, now - 50);
+  const reader = new EncodingCache(tok, encDir);
+  assert.equal(reader.peek(texts[0])?.ids.length, tok.count(texts[0]));
+  assert.equal(reader.peek('a text never encoded'), null);
+  assert.ok(fs.statSync(fileOf(texts[0])).mtimeMs > fs.statSync(fileOf(texts[1])).mtimeMs);
+  // Two blocks push the store one byte past its cap: the least recently used file, the second encoding, goes.
+  const size = blockFileBytes(GEO, L);
+  const { store, warnings } = openStore(dir, { maxBytes: 2 * size + encBytes - 1 });
+  const { blocks: bs, hashes } = blocks(2);
+  for (const i of [0, 1]) assert.equal(store.write(hashes[i], bs[i]), true);
+  assert.equal(fs.existsSync(fileOf(texts[1])), false);
+  assert.equal(fs.existsSync(fileOf(texts[0])), true);
+  assert.ok(store.has(hashes[0]) && store.has(hashes[1]));
+  assert.deepEqual(warnings, []);
+  store.clear();
+  assert.equal(fs.existsSync(encDir), false);
 });

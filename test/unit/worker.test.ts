@@ -72,6 +72,18 @@ test('ask streams tokens and progress, then returns passages and per-token sourc
   assert.ok(again.reusedTokens > 0, 'second ask reuses the cached prefix');
 });
 
+test(
+  'countTokens gives the same count before an ask (tokenizer) and after it (the remembered encoding)',
+  { skip: !hasFixture },
+  async () => {
+    const text = `${DOC}A line only this test sends.\n`;
+    const count = async () => (await client.countTokens({ docs: [{ path: 'b.txt', text }], question: 'Who counted?' })).perFile[0].tokens;
+    const before = await count();
+    await client.ask({ askId: 'c1', docs: [{ path: 'b.txt', text }], question: 'Who counted?', maxNewTokens: 1 });
+    assert.equal(await count(), before);
+  },
+);
+
 test('aborting mid-prefill cancels the request promptly', { skip: !hasFixture }, async () => {
   const long = Array.from({ length: 400 }, (_, i) => `Line ${i}: the keeper counted ${i} ships.`).join('\n');
   const ac = new AbortController();
