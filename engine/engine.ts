@@ -347,7 +347,9 @@ export class Engine {
     // Block memory weighs heads by how much they look things up (measured once per model, kept next to its blocks).
     const headWeights =
       memory && attention.window !== null ? await retrievalHeads(store.modelDir, decoder, tokenizer, frame, attention.window) : null;
-    const termOf = termFolder((id) => tokenizer.decode([id]), Math.max(cfg.vocabSize, tokenizer.vocabSize));
+    // Ids up to the larger of the model's and the tokenizer's vocabularies (padded checkpoints have more rows).
+    const foldedIds = Math.max(cfg.vocabSize, tokenizer.vocabSize);
+    const termOf = termFolder((id) => tokenizer.decode([id]), foldedIds);
     const prefillerOn = (blocks: KvBlockStore): Prefiller =>
       new Prefiller({
         headWeights,
@@ -390,7 +392,7 @@ export class Engine {
               return engineOn(blocks, prefillerOn(blocks), enc, null, null);
             },
             termOf: memory ? termOf : null,
-            vocabSize: Math.max(cfg.vocabSize, tokenizer.vocabSize),
+            vocabSize: foldedIds,
             tokens: rehearsalTokens,
             warn,
           }

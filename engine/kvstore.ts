@@ -89,7 +89,10 @@ export function crc32Table(data: Uint8Array, prev = 0): number {
   return ~c >>> 0;
 }
 
-/** Writes the checksum of buf[0, end) at `end` and returns it (to continue from). */
+/**
+ * Writes at `end` the checksum of buf[0, end), computed as the CRC of buf[from, end) continued from `prev` (the CRC of
+ * buf[0, from), which the caller has from the previous seal), and returns it to continue from.
+ */
 function sealAt(buf: Buffer, end: number, from = 0, prev = 0): number {
   const sum = crc32(buf.subarray(from, end), prev);
   buf.writeUInt32LE(sum, end);
